@@ -1,0 +1,36 @@
+//! The test and benchmark guests built from `guests/`: Rust WAGI functions compiled to
+//! `wasm32-wasip1` by this crate's build script, plus the WAT fixtures in `guests/wat`.
+//! Tests and benches depend on it to get the paths of the `.wasm` files; the server itself
+//! never does.
+
+include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+
+/// The path of the WAT fixture `name` (e.g. `"hello.wat"`) in `guests/wat`.
+pub fn wat(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(WAT_DIR).join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXPECTED: &[&str] =
+        &[HELLO, ENV, ECHO, RAW, ROUTER, ENTRYPOINTS, STDERR, VOLUME, TRAP, SPIN, HOG, EXIT, SLEEP, CPU];
+
+    #[test]
+    fn every_guest_is_a_wasm_module() {
+        assert_eq!(ALL.len(), EXPECTED.len(), "{ALL:?}");
+        for path in EXPECTED.iter().chain(ALL.iter().map(|(_, p)| p)) {
+            let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert!(bytes.starts_with(b"\0asm"), "{path} is not a wasm module");
+        }
+    }
+
+    #[test]
+    fn wat_fixtures_exist() {
+        for name in ["hello.wat", "crlf.wat", "no_headers.wat", "bad_header_name.wat", "status_location.wat"]
+        {
+            assert!(wat(name).is_file(), "{}", wat(name).display());
+        }
+    }
+}

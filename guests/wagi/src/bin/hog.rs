@@ -1,0 +1,25 @@
+//! Allocates `mb=<n>` MiB (default 1024) in touched 1 MiB chunks; traps if memory runs out.
+
+const MIB: usize = 1024 * 1024;
+
+fn main() {
+    let mb = query_param("mb").unwrap_or(1024);
+    let mut chunks: Vec<Vec<u8>> = Vec::with_capacity(mb);
+    for _ in 0..mb {
+        let mut chunk = vec![0u8; MIB];
+        for i in (0..MIB).step_by(4096) {
+            chunk[i] = 1;
+        }
+        chunks.push(std::hint::black_box(chunk));
+    }
+    std::hint::black_box(&chunks);
+    print!("content-type: text/plain\n\nallocated {mb} MiB\n");
+}
+
+fn query_param(name: &str) -> Option<usize> {
+    let qs = std::env::var("QUERY_STRING").ok()?;
+    qs.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| v.parse().ok())
+}

@@ -1,0 +1,29 @@
+//! Dynamic routes: `_routes` declares `/one` -> `one` and `/two/...` -> `two`.
+//! The extra exports are made visible by `--export` linker args in `build.rs`.
+
+use std::io::Write;
+
+fn emit(s: &str) {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(s.as_bytes()).unwrap();
+    stdout.flush().unwrap();
+}
+
+#[no_mangle]
+pub extern "C" fn _routes() {
+    emit("/one one\n/two/... two\n");
+}
+
+#[no_mangle]
+pub extern "C" fn one() {
+    emit("content-type: text/plain\n\none\n");
+}
+
+#[no_mangle]
+pub extern "C" fn two() {
+    emit("content-type: text/plain\n\ntwo\n");
+}
+
+fn main() {
+    emit("content-type: text/plain\n\nmain\n");
+}
