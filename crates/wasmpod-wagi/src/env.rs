@@ -47,12 +47,8 @@ pub fn build_env(req: &CgiRequest<'_>, user_env: &[(String, String)]) -> Vec<(St
         Some(q) => format!("{scheme}://{server_name}:{server_port}{path}?{q}"),
         None => format!("{scheme}://{server_name}:{server_port}{path}"),
     };
-    let content_type = req
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let content_type =
+        req.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
 
     set("AUTH_TYPE", String::new());
     set("CONTENT_LENGTH", req.body_len.to_string());
@@ -269,13 +265,32 @@ mod tests {
         }
         let cases = [
             Case { uri: "/x", host: None, default_host: "localhost:3000", name: "localhost", port: "3000" },
-            Case { uri: "/x", host: Some("example.com"), default_host: "localhost:3000", name: "example.com", port: "3000" },
-            Case { uri: "/x", host: Some("example.com:81"), default_host: "localhost:3000", name: "example.com", port: "81" },
-            Case { uri: "/x", host: None, default_host: "myhost.example", name: "myhost.example", port: "80" },
+            Case {
+                uri: "/x",
+                host: Some("example.com"),
+                default_host: "localhost:3000",
+                name: "example.com",
+                port: "3000",
+            },
+            Case {
+                uri: "/x",
+                host: Some("example.com:81"),
+                default_host: "localhost:3000",
+                name: "example.com",
+                port: "81",
+            },
+            Case {
+                uri: "/x",
+                host: None,
+                default_host: "myhost.example",
+                name: "myhost.example",
+                port: "80",
+            },
             Case { uri: "http://a.test:9/x", host: None, default_host: "b.test", name: "b.test", port: "9" },
         ];
         for case in cases {
-            let headers: Vec<(&'static str, &'static str)> = case.host.map(|h| ("host", h)).into_iter().collect();
+            let headers: Vec<(&'static str, &'static str)> =
+                case.host.map(|h| ("host", h)).into_iter().collect();
             let mut r = request("/x", case.uri, &headers);
             r.default_host = case.default_host;
             let env = env_of(&r, &[]);
@@ -317,7 +332,12 @@ mod tests {
         let r = request("/x", "/x", &[("x-custom-thing", "fromheader")]);
         let env = env_of(
             &r,
-            &[("REQUEST_METHOD", "x"), ("HTTP_X_CUSTOM_THING", "fromcli"), ("HTTP_OTHER", "kept"), ("MINE", "1")],
+            &[
+                ("REQUEST_METHOD", "x"),
+                ("HTTP_X_CUSTOM_THING", "fromcli"),
+                ("HTTP_OTHER", "kept"),
+                ("MINE", "1"),
+            ],
         );
         assert_eq!(get(&env, "REQUEST_METHOD"), Some("GET"));
         assert_eq!(get(&env, "HTTP_X_CUSTOM_THING"), Some("fromheader"));
@@ -334,20 +354,36 @@ mod tests {
             argv: &'static [&'static str],
         }
         let cases = [
-            Case { path: "/probe/a%20b/c%3Bd", query: Some("x=1&y=two%20words&z"), template: None, argv: &["/probe/a%20b/c%3Bd", "x=1", "y=two%20words", "z"] },
+            Case {
+                path: "/probe/a%20b/c%3Bd",
+                query: Some("x=1&y=two%20words&z"),
+                template: None,
+                argv: &["/probe/a%20b/c%3Bd", "x=1", "y=two%20words", "z"],
+            },
             Case { path: "/probe", query: Some(""), template: None, argv: &["/probe", ""] },
             Case { path: "/probe", query: None, template: None, argv: &["/probe"] },
-            Case { path: "/argv/sub", query: Some("a=1&b=2"), template: Some("ruby index.rb ${SCRIPT_NAME} ${ARGS}"), argv: &["ruby", "index.rb", "/argv/sub", "a=1", "b=2"] },
+            Case {
+                path: "/argv/sub",
+                query: Some("a=1&b=2"),
+                template: Some("ruby index.rb ${SCRIPT_NAME} ${ARGS}"),
+                argv: &["ruby", "index.rb", "/argv/sub", "a=1", "b=2"],
+            },
             Case { path: "/argv", query: None, template: Some("prog ${ARGS} end"), argv: &["prog", "end"] },
         ];
         for case in cases {
-            assert_eq!(build_argv(case.path, case.query, case.template), case.argv, "{} {:?}", case.path, case.query);
+            assert_eq!(
+                build_argv(case.path, case.query, case.template),
+                case.argv,
+                "{} {:?}",
+                case.path,
+                case.query
+            );
         }
     }
 
     #[test]
     fn env_flag_cases() {
-        let ok = |s: &str| parse_env_flag(s).map(|(k, v)| (k, v));
+        let ok = parse_env_flag;
         assert_eq!(ok("A=1"), Ok(("A".into(), "1".into())));
         assert_eq!(ok("A="), Ok(("A".into(), "".into())));
         assert_eq!(ok("A=b=c"), Ok(("A".into(), "b=c".into())));

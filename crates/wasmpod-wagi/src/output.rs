@@ -147,24 +147,75 @@ mod tests {
             content_type: Option<&'static str>,
         }
         let cases = [
-            Case { out: b"content-type: text/plain\n\nhello\n", status: 200, body: b"hello\n", content_type: Some("text/plain") },
-            Case { out: b"Content-Type: text/plain\r\nX-A: 1\r\n\r\nline1\r\nline2\r\n", status: 200, body: b"line1\r\nline2\r\n", content_type: Some("text/plain") },
-            Case { out: b"content-type: text/plain\nstatus: 404\n\nNot Found\n", status: 404, body: b"Not Found\n", content_type: Some("text/plain") },
+            Case {
+                out: b"content-type: text/plain\n\nhello\n",
+                status: 200,
+                body: b"hello\n",
+                content_type: Some("text/plain"),
+            },
+            Case {
+                out: b"Content-Type: text/plain\r\nX-A: 1\r\n\r\nline1\r\nline2\r\n",
+                status: 200,
+                body: b"line1\r\nline2\r\n",
+                content_type: Some("text/plain"),
+            },
+            Case {
+                out: b"content-type: text/plain\nstatus: 404\n\nNot Found\n",
+                status: 404,
+                body: b"Not Found\n",
+                content_type: Some("text/plain"),
+            },
             Case { out: b"status: 201 Created\n\n", status: 201, body: b"", content_type: None },
             Case { out: b"location: /elsewhere\n\n", status: 302, body: b"", content_type: None },
-            Case { out: b"location: /elsewhere\nstatus: 301\n\n", status: 301, body: b"", content_type: None },
-            Case { out: b"status: 301\nlocation: /elsewhere\n\n", status: 301, body: b"", content_type: None },
-            Case { out: b"content-type: text/plain\nstatus: abc\n\nkept", status: 502, body: b"kept", content_type: Some("text/plain") },
+            Case {
+                out: b"location: /elsewhere\nstatus: 301\n\n",
+                status: 301,
+                body: b"",
+                content_type: None,
+            },
+            Case {
+                out: b"status: 301\nlocation: /elsewhere\n\n",
+                status: 301,
+                body: b"",
+                content_type: None,
+            },
+            Case {
+                out: b"content-type: text/plain\nstatus: abc\n\nkept",
+                status: 502,
+                body: b"kept",
+                content_type: Some("text/plain"),
+            },
             Case { out: b"status: 1000\n\n", status: 502, body: b"", content_type: None },
             Case { out: b"status: 99\n\n", status: 502, body: b"", content_type: None },
-            Case { out: b"content-type: text/plain\n\n\n\nbody with blank lines\n\n", status: 200, body: b"\n\nbody with blank lines\n\n", content_type: Some("text/plain") },
-            Case { out: b"content-type:text/plain\nno colon line\n\nx", status: 200, body: b"x", content_type: Some("text/plain") },
-            Case { out: b"content-type: text/plain\n\n\xff\xfe binary", status: 200, body: b"\xff\xfe binary", content_type: Some("text/plain") },
+            Case {
+                out: b"content-type: text/plain\n\n\n\nbody with blank lines\n\n",
+                status: 200,
+                body: b"\n\nbody with blank lines\n\n",
+                content_type: Some("text/plain"),
+            },
+            Case {
+                out: b"content-type:text/plain\nno colon line\n\nx",
+                status: 200,
+                body: b"x",
+                content_type: Some("text/plain"),
+            },
+            Case {
+                out: b"content-type: text/plain\n\n\xff\xfe binary",
+                status: 200,
+                body: b"\xff\xfe binary",
+                content_type: Some("text/plain"),
+            },
             Case { out: b"CONTENT-TYPE: a/b\n\n", status: 200, body: b"", content_type: Some("a/b") },
-            Case { out: b"content-type: text/plain\n\r\nbody", status: 200, body: b"body", content_type: Some("text/plain") },
+            Case {
+                out: b"content-type: text/plain\n\r\nbody",
+                status: 200,
+                body: b"body",
+                content_type: Some("text/plain"),
+            },
         ];
         for case in cases {
-            let r = parse(case.out).unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(case.out)));
+            let r =
+                parse(case.out).unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(case.out)));
             assert_eq!(r.status.as_u16(), case.status, "{:?}", String::from_utf8_lossy(case.out));
             assert_eq!(&r.body[..], case.body, "{:?}", String::from_utf8_lossy(case.out));
             assert_eq!(header(&r, "content-type").first().copied(), case.content_type);
@@ -201,7 +252,8 @@ mod tests {
 
     #[test]
     fn guest_framing_headers_are_dropped() {
-        let r = parse(b"content-type: a/b\ncontent-length: 2\ntransfer-encoding: chunked\n\nlonger body").unwrap();
+        let r = parse(b"content-type: a/b\ncontent-length: 2\ntransfer-encoding: chunked\n\nlonger body")
+            .unwrap();
         assert!(header(&r, "content-length").is_empty());
         assert!(header(&r, "transfer-encoding").is_empty());
         assert_eq!(&r.body[..], b"longer body");

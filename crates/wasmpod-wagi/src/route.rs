@@ -29,8 +29,7 @@ impl RoutePattern {
         match self {
             RoutePattern::Exact(p) => p == path,
             RoutePattern::Prefix(base) => {
-                path == base
-                    || (path.starts_with(base.as_str()) && path[base.len()..].starts_with('/'))
+                path == base || (path.starts_with(base.as_str()) && path[base.len()..].starts_with('/'))
             }
         }
     }
@@ -195,7 +194,13 @@ mod tests {
             let pattern = RoutePattern::parse(case.route);
             assert_eq!(pattern.matches(case.path), case.matches, "{} vs {}", case.route, case.path);
             let table: RouteTable<()> = [(pattern, ())].into_iter().collect();
-            assert_eq!(table.lookup(case.path).is_some(), case.matches, "table {} vs {}", case.route, case.path);
+            assert_eq!(
+                table.lookup(case.path).is_some(),
+                case.matches,
+                "table {} vs {}",
+                case.route,
+                case.path
+            );
         }
     }
 
@@ -248,7 +253,12 @@ mod tests {
         }
         let cases = [
             Case { route: "/test", path: "/test", script_name: "/test", path_info: "" },
-            Case { route: "/test/...", path: "/test/fizz/buzz", script_name: "/test", path_info: "/fizz/buzz" },
+            Case {
+                route: "/test/...",
+                path: "/test/fizz/buzz",
+                script_name: "/test",
+                path_info: "/fizz/buzz",
+            },
             Case { route: "/test/...", path: "/test", script_name: "/test", path_info: "" },
             Case { route: "/test/...", path: "/test/", script_name: "/test", path_info: "/" },
             Case { route: "/...", path: "/", script_name: "/", path_info: "/" },

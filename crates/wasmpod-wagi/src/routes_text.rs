@@ -24,10 +24,9 @@ pub fn parse_routes_text(stdout: &[u8]) -> Result<Vec<DynamicRoute>, Error> {
         }
         let mut fields = line.split_whitespace();
         match (fields.next(), fields.next(), fields.next()) {
-            (Some(path), Some(entrypoint), None) => routes.push(DynamicRoute {
-                path: path.to_owned(),
-                entrypoint: entrypoint.to_owned(),
-            }),
+            (Some(path), Some(entrypoint), None) => {
+                routes.push(DynamicRoute { path: path.to_owned(), entrypoint: entrypoint.to_owned() })
+            }
             _ => {
                 return Err(Error::MalformedRoutesLine { line: index + 1, text: line.to_owned() });
             }
@@ -51,12 +50,18 @@ mod tests {
             expected: Result<Vec<DynamicRoute>, Error>,
         }
         let cases = [
-            Case { text: "/one one\n/two/... two\n", expected: Ok(vec![route("/one", "one"), route("/two/...", "two")]) },
+            Case {
+                text: "/one one\n/two/... two\n",
+                expected: Ok(vec![route("/one", "one"), route("/two/...", "two")]),
+            },
             Case { text: "\n  /a   a  \n\n/b\tb", expected: Ok(vec![route("/a", "a"), route("/b", "b")]) },
             Case { text: "/main _start\r\n", expected: Ok(vec![route("/main", "_start")]) },
             Case { text: "", expected: Err(Error::EmptyRoutesText) },
             Case { text: " \n\n", expected: Err(Error::EmptyRoutesText) },
-            Case { text: "/a a\n/b\n", expected: Err(Error::MalformedRoutesLine { line: 2, text: "/b".into() }) },
+            Case {
+                text: "/a a\n/b\n",
+                expected: Err(Error::MalformedRoutesLine { line: 2, text: "/b".into() }),
+            },
             Case {
                 text: "/a a extra\n",
                 expected: Err(Error::MalformedRoutesLine { line: 1, text: "/a a extra".into() }),
@@ -75,6 +80,9 @@ mod tests {
     #[test]
     fn malformed_line_error_names_the_line() {
         let err = parse_routes_text(b"/ok ok\n/bad\n").unwrap_err();
-        assert_eq!(err.to_string(), "export \"_routes\" line 2: expected \"<path> <entrypoint>\", got \"/bad\"");
+        assert_eq!(
+            err.to_string(),
+            "export \"_routes\" line 2: expected \"<path> <entrypoint>\", got \"/bad\""
+        );
     }
 }

@@ -1,0 +1,324 @@
+//! Where functions come from: a WAGI `modules.toml`, or a folder of `.wasm`/`.wat` files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::Error;
+
+/// One function as configured, before anything is compiled: the unit the registry loads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionSpec {
+    /// The route as written (`/hello/...`).
+    pub route: String,
+    /// The module file (`.wasm` or `.wat`), resolved against the server's working directory.
+    pub module: PathBuf,
+    /// The export called per request.
+    pub entrypoint: String,
+    /// Guest path -> host directory, granted as WASI preopens.
+    pub volumes: Vec<(String, PathBuf)>,
+    /// Outbound HTTP allow-list (kept for the outbound-HTTP work; nothing is allowed yet).
+    pub allowed_hosts: Vec<String>,
+    pub http_max_concurrency: Option<u32>,
+    /// argv template with `${SCRIPT_NAME}` and `${ARGS}`.
+    pub argv: Option<String>,
+    /// Per-route guest time limit; `None` uses the server's `--timeout`.
+    pub timeout: Option<Duration>,
+    /// Where this function was declared (`modules.toml:12`), for error messages.
+    pub origin: String,
+}
+
+impl FunctionSpec {
+    /// A function with WAGI's defaults for everything but its route and module.
+    pub fn new(route: impl Into<String>, module: impl Into<PathBuf>) -> FunctionSpec {
+        let module = module.into();
+        FunctionSpec {
+            route: route.into(),
+            origin: module.display().to_string(),
+            module,
+            entrypoint: "_start".to_owned(),
+            volumes: Vec::new(),
+            allowed_hosts: Vec::new(),
+            http_max_concurrency: None,
+            argv: None,
+            timeout: None,
+        }
+    }
+}
+
+/// What `modules.toml` may say. Unknown keys are ignored, as in WAGI, and named in a warning.
+#[derive(Debug, Deserialize)]
+struct ModulesToml {
+    module: Vec<ModuleEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ModuleEntry {
+    route: Spanned<String>,
+    module: Spanned<String>,
+    entrypoint: Option<String>,
+    volumes: Option<BTreeMap<String, String>>,
+    allowed_hosts: Option<Vec<String>>,
+    http_max_concurrency: Option<u32>,
+    argv: Option<String>,
+    /// wasmpod extension: seconds (float) this route's guest may run.
+    timeout: Option<Spanned<f64>>,
+}
+
+const KNOWN_TOP_LEVEL_KEYS: &[&str] = &["module"];
+const KNOWN_MODULE_KEYS: &[&str] = &[
+    "route",
+    "module",
+    "entrypoint",
+    "volumes",
+    "allowed_hosts",
+    "http_max_concurrency",
+    "argv",
+    "timeout",
+    "bindle_server",
+];
+
+/// The result of reading a config: the functions, and the warnings worth a log line.
+#[derive(Debug, Default)]
+pub struct LoadedConfig {
+    pub functions: Vec<FunctionSpec>,
+    pub warnings: Vec<String>,
+}
+
+/// Reads a WAGI `modules.toml`. Module paths are relative to the working directory (WAGI's rule,
+/// so existing configs run unchanged). Errors name the file, the line and the field.
+pub fn read_modules_toml(path: &Path) -> Result<LoadedConfig, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| Error::ReadConfig { path: path.to_owned(), source })?;
+    parse_modules_toml(path, &text)
+}
+
+/// [`read_modules_toml`] on text already in memory; `path` is only used in messages.
+pub fn parse_modules_toml(path: &Path, text: &str) -> Result<LoadedConfig, Error> {
+    let file = path.display().to_string();
+    let config_error = |line: usize, message: String| Error::Config { file: file.clone(), line, message };
+    let parsed: ModulesToml = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(0, |s| line_of(text, s.start));
+        config_error(line, e.message().to_owned())
+    })?;
+
+    let mut loaded = LoadedConfig::default();
+    if let Ok(table) = text.parse::<toml::Table>() {
+        unknown_keys(&table, &file, &mut loaded.warnings);
+    }
+    for entry in parsed.module {
+        let line = line_of(text, entry.route.span().start);
+        let module_line = line_of(text, entry.module.span().start);
+        let reference = entry.module.get_ref();
+        let module = module_path(reference).map_err(|message| {
+            config_error(module_line, format!("route {:?}: field `module`: {message}", entry.route.get_ref()))
+        })?;
+        let timeout = match entry.timeout {
+            Some(t) if !(t.get_ref().is_finite() && *t.get_ref() > 0.0) => {
+                return Err(config_error(
+                    line_of(text, t.span().start),
+                    format!(
+                        "route {:?}: field `timeout` must be a positive number of seconds",
+                        entry.route.get_ref()
+                    ),
+                ));
+            }
+            Some(t) => Some(Duration::from_secs_f64(*t.get_ref())),
+            None => None,
+        };
+        loaded.functions.push(FunctionSpec {
+            route: entry.route.into_inner(),
+            module,
+            entrypoint: entry.entrypoint.unwrap_or_else(|| "_start".to_owned()),
+            volumes: entry
+                .volumes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(g, h)| (g, PathBuf::from(h)))
+                .collect(),
+            allowed_hosts: entry.allowed_hosts.unwrap_or_default(),
+            http_max_concurrency: entry.http_max_concurrency,
+            argv: entry.argv,
+            timeout,
+            origin: format!("{file}:{line}"),
+        });
+    }
+    Ok(loaded)
+}
+
+/// Serves every `<name>.wasm` / `<name>.wat` in `dir` at `/<name>` and `/<name>/...`, in name
+/// order. When both exist for one name, the compiled `.wasm` wins.
+pub fn read_functions_dir(dir: &Path) -> Result<LoadedConfig, Error> {
+    let read_dir = |source| Error::ReadConfig { path: dir.to_owned(), source };
+    let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(read_dir)? {
+        let path = entry.map_err(read_dir)?.path();
+        let (Some(stem), Some(ext)) = (path.file_stem().and_then(|s| s.to_str()), path.extension()) else {
+            continue;
+        };
+        if !path.is_file() || (ext != "wasm" && ext != "wat") {
+            continue;
+        }
+        let keep_existing = by_name.get(stem).is_some_and(|p| p.extension().is_some_and(|e| e == "wasm"));
+        if !keep_existing {
+            by_name.insert(stem.to_owned(), path.clone());
+        }
+    }
+    let functions = by_name
+        .into_iter()
+        .map(|(name, path)| FunctionSpec::new(format!("/{name}/..."), path))
+        .collect::<Vec<_>>();
+    let mut loaded = LoadedConfig { functions, warnings: Vec::new() };
+    if loaded.functions.is_empty() {
+        loaded.warnings.push(format!("{}: no .wasm or .wat files to serve", dir.display()));
+    }
+    Ok(loaded)
+}
+
+/// Turns a `module` reference into a path: a plain path or a `file://` URL. Registry references
+/// (`oci:`, `bindle:`) and other schemes are refused by name.
+fn module_path(reference: &str) -> Result<PathBuf, String> {
+    if let Some(path) = reference.strip_prefix("file://") {
+        let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+        return Ok(PathBuf::from(decoded.as_ref()));
+    }
+    if reference.starts_with("oci:") || reference.starts_with("bindle:") {
+        return Err(format!("{reference:?}: oci: and bindle: references are not supported; use a file path"));
+    }
+    if let Some((scheme, _)) = reference.split_once("://") {
+        return Err(format!("{reference:?}: unknown scheme {scheme:?}"));
+    }
+    Ok(PathBuf::from(reference))
+}
+
+fn unknown_keys(table: &toml::Table, file: &str, warnings: &mut Vec<String>) {
+    for key in table.keys().filter(|k| !KNOWN_TOP_LEVEL_KEYS.contains(&k.as_str())) {
+        warnings.push(format!("{file}: unknown key `{key}` ignored"));
+    }
+    let Some(toml::Value::Array(modules)) = table.get("module") else { return };
+    for (index, module) in modules.iter().enumerate() {
+        let Some(module) = module.as_table() else { continue };
+        for key in module.keys().filter(|k| !KNOWN_MODULE_KEYS.contains(&k.as_str())) {
+            warnings.push(format!("{file}: [[module]] #{}: unknown key `{key}` ignored", index + 1));
+        }
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).map_or(0, |before| before.matches('\n').count() + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<LoadedConfig, Error> {
+        parse_modules_toml(Path::new("modules.toml"), text)
+    }
+
+    #[test]
+    fn wagi_fields_are_read_with_wagi_defaults() {
+        let loaded = parse(
+            r#"
+default_host = "localhost:3000"
+
+[[module]]
+route = "/"
+module = "examples/hello.wat"
+
+[[module]]
+route = "/env/..."
+module = "file:///opt/env.wasm"
+entrypoint = "main2"
+volumes = { "/data" = "/srv/data" }
+allowed_hosts = ["https://api.example.com"]
+http_max_concurrency = 2
+argv = "${SCRIPT_NAME} ${ARGS}"
+repository = "reserved"
+timeout = 1.5
+"#,
+        )
+        .unwrap();
+        assert_eq!(loaded.functions.len(), 2);
+        let first = &loaded.functions[0];
+        assert_eq!(first.route, "/");
+        assert_eq!(first.module, PathBuf::from("examples/hello.wat"));
+        assert_eq!(first.entrypoint, "_start");
+        assert_eq!(first.origin, "modules.toml:5");
+        let second = &loaded.functions[1];
+        assert_eq!(second.module, PathBuf::from("/opt/env.wasm"));
+        assert_eq!(second.entrypoint, "main2");
+        assert_eq!(second.volumes, vec![("/data".to_owned(), PathBuf::from("/srv/data"))]);
+        assert_eq!(second.allowed_hosts, vec!["https://api.example.com".to_owned()]);
+        assert_eq!(second.http_max_concurrency, Some(2));
+        assert_eq!(second.argv.as_deref(), Some("${SCRIPT_NAME} ${ARGS}"));
+        assert_eq!(second.timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(
+            loaded.warnings,
+            vec![
+                "modules.toml: unknown key `default_host` ignored".to_owned(),
+                "modules.toml: [[module]] #2: unknown key `repository` ignored".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        struct Case {
+            text: &'static str,
+            message: &'static str,
+        }
+        let cases = [
+            Case { text: "", message: "modules.toml:1: missing field `module`" },
+            Case { text: "[[module]]\nroute = \"/a\"\n", message: "modules.toml:1: missing field `module`" },
+            Case {
+                text: "[[module]]\nroute = \"/a\"\nmodule = 7\n",
+                message: "modules.toml:3: invalid type: integer `7`, expected a string",
+            },
+            Case {
+                text: "[[module]]\nroute = \"/a\"\nmodule = \"oci:foo/bar:1.0\"\n",
+                message: "modules.toml:3: route \"/a\": field `module`: \"oci:foo/bar:1.0\": oci: and bindle: references are not supported; use a file path",
+            },
+            Case {
+                text: "[[module]]\nroute = \"/a\"\nmodule = \"https://x/y.wasm\"\n",
+                message: "modules.toml:3: route \"/a\": field `module`: \"https://x/y.wasm\": unknown scheme \"https\"",
+            },
+            Case {
+                text: "[[module]]\nroute = \"/a\"\nmodule = \"a.wasm\"\ntimeout = -1.0\n",
+                message: "modules.toml:4: route \"/a\": field `timeout` must be a positive number of seconds",
+            },
+            Case { text: "[[module]\n", message: "modules.toml:1: " },
+        ];
+        for case in cases {
+            let err = parse(case.text).unwrap_err().to_string();
+            assert!(err.starts_with(case.message), "{:?}: got {err:?}", case.text);
+        }
+    }
+
+    #[test]
+    fn folder_serves_each_module_under_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.wat", "a.wasm", "a.wat", "notes.txt", "c.WASM"] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("d.wasm")).unwrap();
+        let loaded = read_functions_dir(dir.path()).unwrap();
+        let routes: Vec<(&str, String)> = loaded
+            .functions
+            .iter()
+            .map(|f| (f.route.as_str(), f.module.file_name().unwrap().to_string_lossy().into_owned()))
+            .collect();
+        assert_eq!(routes, vec![("/a/...", "a.wasm".to_owned()), ("/b/...", "b.wat".to_owned())]);
+    }
+
+    #[test]
+    fn empty_folder_warns() {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = read_functions_dir(dir.path()).unwrap();
+        assert!(loaded.functions.is_empty());
+        assert_eq!(loaded.warnings.len(), 1);
+    }
+}

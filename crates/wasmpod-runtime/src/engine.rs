@@ -1,0 +1,91 @@
+//! The one `Engine` a process has, and the clock that lets guests be interrupted.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::Error;
+
+/// How often the epoch advances. A guest yields to the scheduler at every tick, so this bounds
+/// how long one guest can hold a worker thread and how precisely timeouts and CPU quotas bite.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Engine settings a deployment may change. Everything else is fixed for speed.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineOptions {
+    /// Instances that may exist at once (pool slots). Admission must keep concurrency below this.
+    pub max_instances: u32,
+    /// Largest linear memory one instance may have (pool slot size).
+    pub max_memory_bytes: u64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { max_instances: 1000, max_memory_bytes: 4 << 30 }
+    }
+}
+
+/// Builds the process's engine: async (guests yield instead of blocking HTTP workers), epoch
+/// interruption (timeouts and CPU quotas), and the pooling allocator with copy-on-write memory
+/// images, so instantiation is a slot reuse and not an mmap per request.
+pub fn build_engine(options: &EngineOptions) -> Result<Engine, Error> {
+    let mut pool = PoolingAllocationConfig::new();
+    let slots = options.max_instances.max(1);
+    pool.total_core_instances(slots)
+        .total_memories(slots)
+        .total_tables(slots)
+        .total_stacks(slots)
+        .total_component_instances(slots)
+        .max_memory_size(usize::try_from(options.max_memory_bytes).unwrap_or(usize::MAX))
+        // Keep small, hot pages resident between requests: memset beats madvise + page faults.
+        .table_keep_resident(64 << 10)
+        .linear_memory_keep_resident(64 << 10);
+
+    let mut config = Config::new();
+    config
+        .epoch_interruption(true)
+        .wasm_component_model(true)
+        .memory_init_cow(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a thread of its own, until dropped.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    pub fn start(engine: &Engine) -> EpochTicker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = engine.weak();
+        let thread = std::thread::Builder::new()
+            .name("wasmpod-epoch".into())
+            .spawn({
+                let stop = stop.clone();
+                move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        match engine.upgrade() {
+                            Some(engine) => engine.increment_epoch(),
+                            None => break,
+                        }
+                    }
+                }
+            })
+            .ok();
+        EpochTicker { stop, thread }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The Wasm side of wasmpod: the one engine, loading functions (compile once, link once,
+//! `InstancePre` per function), and running one request in a fresh, limited instance.
+//!
+//! It knows WAGI's rules only through `wasmpod-wagi` and knows nothing of HTTP servers or
+//! admission: the server hands it a function, the guest's input and the request's limits, and gets
+//! back a response or the reason there is none. It sits at the executor step of the request path.
+
+mod config;
+mod engine;
+mod error;
+mod function;
+mod guest_log;
+mod limits;
+mod registry;
+
+pub use config::{parse_modules_toml, read_functions_dir, read_modules_toml, FunctionSpec, LoadedConfig};
+pub use engine::{build_engine, EngineOptions, EpochTicker, EPOCH_TICK};
+pub use error::{Error, RunError};
+pub use function::{Function, Outcome, WagiInput, WagiState, MAX_STDOUT_BYTES};
+pub use guest_log::{log_file_path, GuestLog};
+pub use limits::RequestLimits;
+pub use registry::{Registry, Runtime};

@@ -1,0 +1,243 @@
+//! Loading functions: compile each module once, link once, run `_routes` once, build the table.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmpod_wagi::{parse_routes_text, RouteMatch, RoutePattern, RouteTable};
+use wasmtime::{Engine, ExternType, Linker, Module, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::WasiCtxBuilder;
+
+use crate::function::{Function, WagiState};
+use crate::limits::MemoryLimiter;
+use crate::{build_engine, EngineOptions, EpochTicker, Error, FunctionSpec, GuestLog};
+
+/// How long a module's `_routes` export may run at load.
+const ROUTES_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The import module of WAGI's experimental outbound HTTP API.
+const WASI_EXPERIMENTAL_HTTP: &str = "wasi_experimental_http";
+
+/// The process's Wasm machinery: one engine, one WASI linker, one epoch clock.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<WagiState>,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    pub fn new(options: &EngineOptions) -> Result<Runtime, Error> {
+        let engine = build_engine(options)?;
+        let mut linker = Linker::new(&engine);
+        let link_error = |e: wasmtime::Error| Error::Engine(format!("linking WASI: {e:#}"));
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut WagiState| &mut s.wasi)
+            .map_err(link_error)?;
+        wasmtime_wasi::p0::add_to_linker_async(&mut linker, |s: &mut WagiState| &mut s.wasi)
+            .map_err(link_error)?;
+        let ticker = EpochTicker::start(&engine);
+        Ok(Runtime { engine, linker, _ticker: ticker })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Loads every function, or none: a module that is missing, invalid, or whose `_routes` fails
+    /// stops the load with an error that names the route and the reason.
+    ///
+    /// Each distinct module file is compiled once, in parallel across the machine's cores, with a
+    /// log line giving its compile time.
+    pub async fn load(&self, specs: &[FunctionSpec], log_dir: Option<&Path>) -> Result<Registry, Error> {
+        let modules = self.compile_all(specs).await?;
+        let mut routes = RouteTable::default();
+        for spec in specs {
+            let module = &modules[&spec.module];
+            let spec = Arc::new(spec.clone());
+            let parent =
+                self.prepare(&spec, module, RoutePattern::parse(&spec.route), &spec.entrypoint, log_dir)?;
+            if module.get_export("_routes").is_some() {
+                let sub_routes = self.dynamic_routes(&parent).await?;
+                // WAGI's precedence: the module's sub-routes, last printed first, then its own route.
+                for (pattern, entrypoint) in sub_routes.into_iter().rev() {
+                    let function = self.prepare(&spec, module, pattern, &entrypoint, log_dir)?;
+                    routes.push(function.route.clone(), Arc::new(function));
+                }
+            }
+            routes.push(parent.route.clone(), Arc::new(parent));
+        }
+        Ok(Registry { routes })
+    }
+
+    async fn compile_all(&self, specs: &[FunctionSpec]) -> Result<HashMap<PathBuf, Module>, Error> {
+        let mut jobs: Vec<(PathBuf, String)> = Vec::new();
+        for spec in specs {
+            if !jobs.iter().any(|(path, _)| *path == spec.module) {
+                jobs.push((spec.module.clone(), spec.route.clone()));
+            }
+        }
+        let engine = self.engine.clone();
+        let compiled = tokio::task::spawn_blocking(move || compile_in_parallel(&engine, jobs))
+            .await
+            .map_err(|e| Error::Engine(format!("compile task failed: {e}")))??;
+        Ok(compiled.into_iter().collect())
+    }
+
+    /// Links a module once for one route and entrypoint (this is the `InstancePre` every request
+    /// instantiates from).
+    fn prepare(
+        &self,
+        spec: &Arc<FunctionSpec>,
+        module: &Module,
+        route: RoutePattern,
+        entrypoint: &str,
+        log_dir: Option<&Path>,
+    ) -> Result<Function, Error> {
+        let name = route.text();
+        let module_error =
+            |reason: String| Error::Module { route: name.clone(), module: spec.module.clone(), reason };
+        let pre = if module.imports().any(|i| i.module() == WASI_EXPERIMENTAL_HTTP) {
+            // Outbound HTTP is not served yet: such modules load, and a call traps with a reason.
+            let mut linker = self.linker.clone();
+            linker.define_unknown_imports_as_traps(module).map_err(|e| module_error(format!("{e:#}")))?;
+            linker.instantiate_pre(module)
+        } else {
+            self.linker.instantiate_pre(module)
+        }
+        .map_err(|e| module_error(format!("{e:#}")))?;
+
+        let results = match module.get_export(entrypoint) {
+            Some(ExternType::Func(ty)) if ty.params().len() == 0 && ty.results().len() <= 4 => {
+                ty.results().len()
+            }
+            Some(ExternType::Func(_)) => {
+                return Err(module_error(format!("entrypoint {entrypoint:?} must take no parameters")));
+            }
+            Some(_) => return Err(module_error(format!("export {entrypoint:?} is not a function"))),
+            None => {
+                return Err(module_error(format!("no exported function {entrypoint:?} (the entrypoint)")))
+            }
+        };
+        let Some(export) = module.get_export_index(entrypoint) else {
+            return Err(module_error(format!("no exported function {entrypoint:?} (the entrypoint)")));
+        };
+        Ok(Function {
+            name: Arc::from(name.as_str()),
+            log: GuestLog::open(log_dir, &name)?,
+            route,
+            spec: spec.clone(),
+            pre,
+            entrypoint: export,
+            entrypoint_name: entrypoint.to_owned(),
+            results,
+        })
+    }
+
+    /// Runs the module's `_routes` export once, with nothing but a stdout, and joins what it
+    /// printed under the module's route.
+    async fn dynamic_routes(&self, parent: &Function) -> Result<Vec<(RoutePattern, String)>, Error> {
+        let route_error = |reason: String| Error::Module {
+            route: parent.name.to_string(),
+            module: parent.spec.module.clone(),
+            reason,
+        };
+        let stdout = MemoryOutputPipe::new(1 << 20);
+        let wasi = WasiCtxBuilder::new().stdout(stdout.clone()).stderr(parent.log.clone()).build_p1();
+        let mut store = Store::new(&self.engine, WagiState { wasi, limiter: MemoryLimiter::new(None) });
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|_| {
+            Ok(wasmtime::UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+        });
+        let call = async {
+            let instance = parent.pre.instantiate_async(&mut store).await?;
+            let func = instance.get_typed_func::<(), ()>(&mut store, "_routes")?;
+            func.call_async(&mut store, ()).await
+        };
+        match tokio::time::timeout(ROUTES_TIMEOUT, call).await {
+            Err(_) => {
+                return Err(route_error(format!("export \"_routes\" ran longer than {ROUTES_TIMEOUT:?}")))
+            }
+            Ok(Err(e)) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                Some(exit) if exit.0 == 0 => {}
+                _ => return Err(route_error(format!("export \"_routes\" failed: {e:#}"))),
+            },
+            Ok(Ok(())) => {}
+        }
+        drop(store);
+        let text = stdout.contents();
+        let routes = parse_routes_text(&text).map_err(|e| route_error(e.to_string()))?;
+        Ok(routes.into_iter().map(|r| (parent.route.join(&r.path), r.entrypoint)).collect())
+    }
+}
+
+/// Compiles each module on one of the machine's cores (wasmtime also parallelises inside a
+/// module). Logs one line per module with its compile time.
+fn compile_in_parallel(
+    engine: &Engine,
+    jobs: Vec<(PathBuf, String)>,
+) -> Result<Vec<(PathBuf, Module)>, Error> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Result<(PathBuf, Module), Error>>> = Mutex::new(Vec::with_capacity(jobs.len()));
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some((path, route)) = jobs.get(index) else { break };
+                let result = compile_one(engine, path, route).map(|m| (path.clone(), m));
+                results.lock().unwrap_or_else(|e| e.into_inner()).push(result);
+            });
+        }
+    });
+    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    let compiled = results.into_iter().collect::<Result<Vec<_>, Error>>()?;
+    tracing::info!(
+        modules = compiled.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "modules ready"
+    );
+    Ok(compiled)
+}
+
+fn compile_one(engine: &Engine, path: &Path, route: &str) -> Result<Module, Error> {
+    let module_error =
+        |reason: String| Error::Module { route: route.to_owned(), module: path.to_owned(), reason };
+    let bytes = std::fs::read(path).map_err(|e| module_error(format!("cannot read: {e}")))?;
+    let start = Instant::now();
+    let module = Module::new(engine, &bytes).map_err(|e| module_error(format!("invalid module: {e:#}")))?;
+    tracing::info!(
+        module = %path.display(),
+        bytes = bytes.len(),
+        compile_ms = start.elapsed().as_millis() as u64,
+        "compiled"
+    );
+    Ok(module)
+}
+
+/// The loaded functions behind their routes, in WAGI's precedence order.
+pub struct Registry {
+    routes: RouteTable<Arc<Function>>,
+}
+
+impl Registry {
+    /// The function that serves `path` (raw, without the query), if any.
+    pub fn lookup(&self, path: &str) -> Option<&Arc<Function>> {
+        self.routes.lookup(path).map(|RouteMatch { target, .. }| target)
+    }
+
+    /// Every function in precedence order.
+    pub fn functions(&self) -> impl Iterator<Item = &Arc<Function>> {
+        self.routes.iter().map(|(_, f)| f)
+    }
+
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}

@@ -1,0 +1,286 @@
+//! The command line: `wasmpod serve` and `wasmpod run`.
+
+use std::io::{IsTerminal, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use clap::{Args, Parser, Subcommand};
+use wasmpod_runtime::{
+    read_functions_dir, read_modules_toml, EngineOptions, FunctionSpec, LoadedConfig, Runtime,
+};
+use wasmpod_server::{App, AppConfig};
+
+use crate::env_flags::user_env;
+
+/// Serve WebAssembly functions over HTTP, each request in a fresh sandboxed instance.
+///
+/// WAGI-compatible: existing `modules.toml` files and WAGI modules run unchanged.
+#[derive(Debug, Parser)]
+#[command(name = "wasmpod", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the functions of a folder or of a WAGI modules.toml.
+    Serve(ServeArgs),
+    /// Run one request through a module and print the HTTP response (for guest authors).
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// A folder whose `<name>.wasm` / `<name>.wat` files are served at `/<name>` and `/<name>/...`.
+    #[arg(value_name = "FOLDER", conflicts_with = "config", required_unless_present = "config")]
+    folder: Option<PathBuf>,
+
+    /// A WAGI modules.toml (module paths are relative to the working directory, as in WAGI).
+    #[arg(short = 'c', long = "config", value_name = "MODULES_TOML")]
+    config: Option<PathBuf>,
+
+    /// Address to listen on [default: 127.0.0.1:3000, or 0.0.0.0:$PORT when PORT is set].
+    #[arg(short = 'l', long = "listen", value_name = "IP:PORT")]
+    listen: Option<SocketAddr>,
+
+    #[command(flatten)]
+    guest: GuestArgs,
+
+    /// Directory for guest stderr logs, one `<sha256(route)>/module.stderr` per route (WAGI's
+    /// layout). Without it, guest stderr goes to the server log.
+    #[arg(long = "log-dir", value_name = "DIR", env = "WAGI_LOG_DIR")]
+    log_dir: Option<PathBuf>,
+
+    /// Host (and port) for SERVER_NAME / SERVER_PORT when a request has no Host header.
+    #[arg(long = "default-host", alias = "hostname", value_name = "HOST[:PORT]", default_value = wasmpod_wagi::DEFAULT_HOST)]
+    default_host: String,
+
+    /// On SIGTERM/SIGINT, how long to wait for requests in flight before exiting (seconds).
+    #[arg(long = "shutdown-timeout", value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
+    shutdown_timeout: Duration,
+
+    /// Most instances alive at once (the instance pool's size).
+    #[arg(long = "max-instances", value_name = "N", default_value_t = 1000, env = "WASMPOD_MAX_INSTANCES")]
+    max_instances: u32,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The module (`.wasm` or `.wat`).
+    #[arg(value_name = "MODULE")]
+    module: PathBuf,
+
+    /// Request path and query.
+    #[arg(long, default_value = "/")]
+    path: String,
+
+    /// Request method.
+    #[arg(long, default_value = "GET")]
+    method: String,
+
+    /// A request header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    headers: Vec<String>,
+
+    /// The export to call.
+    #[arg(long, default_value = "_start")]
+    entrypoint: String,
+
+    #[command(flatten)]
+    guest: GuestArgs,
+}
+
+/// Flags shared by `serve` and `run`: what every guest is given and how long it may run.
+#[derive(Debug, Args)]
+struct GuestArgs {
+    /// An environment variable for every guest, `NAME=VALUE` (repeatable; beats --env-file).
+    #[arg(short = 'e', long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+
+    /// A file of `NAME=VALUE` lines for every guest (repeatable).
+    #[arg(long = "env-file", value_name = "FILE")]
+    env_files: Vec<PathBuf>,
+
+    /// How long a guest may run before it is stopped and the request answered 504 (seconds).
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds, env = "WASMPOD_TIMEOUT")]
+    timeout: Duration,
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Run(args) => run_once(args).await,
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let loaded = match (&args.config, &args.folder) {
+        (Some(config), _) => read_modules_toml(config)?,
+        (None, Some(folder)) => read_functions_dir(folder)?,
+        (None, None) => bail!("give a folder of modules or --config modules.toml"),
+    };
+    let config = AppConfig {
+        user_env: user_env(&args.guest.env, &args.guest.env_files)?,
+        default_host: args.default_host.clone(),
+        timeout: args.guest.timeout,
+        tls: false,
+    };
+    let options = EngineOptions { max_instances: args.max_instances, ..EngineOptions::default() };
+    let app = load(&loaded, &options, args.log_dir.as_deref(), config).await?;
+
+    let listen = listen_address(args.listen, std::env::var("PORT").ok().as_deref())?;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(functions = app.registry().len(), address = %local, "serving");
+    // WAGI prints this line; scripts (and our tests) wait for it.
+    println!("Ready: serving on http://{local}");
+    std::io::stdout().flush()?;
+
+    wasmpod_server::serve(listener, app, shutdown_signal(), args.shutdown_timeout).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn load(
+    loaded: &LoadedConfig,
+    options: &EngineOptions,
+    log_dir: Option<&Path>,
+    config: AppConfig,
+) -> anyhow::Result<Arc<App>> {
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    if let Some(dir) = log_dir {
+        tracing::info!(log_dir = %dir.display(), "guest stderr logs");
+    }
+    let runtime = Runtime::new(options)?;
+    let registry = runtime.load(&loaded.functions, log_dir).await?;
+    Ok(Arc::new(App::new(runtime, registry, config)))
+}
+
+/// `--listen` if given; else `0.0.0.0:$PORT` when `PORT` is set (Knative's contract); else WAGI's
+/// `127.0.0.1:3000`.
+fn listen_address(listen: Option<SocketAddr>, port: Option<&str>) -> anyhow::Result<SocketAddr> {
+    if let Some(listen) = listen {
+        return Ok(listen);
+    }
+    match port {
+        Some(port) => {
+            let port: u16 =
+                port.trim().parse().with_context(|| format!("PORT={port:?} is not a port number"))?;
+            Ok(SocketAddr::from(([0, 0, 0, 0], port)))
+        }
+        None => Ok(SocketAddr::from(([127, 0, 0, 1], 3000))),
+    }
+}
+
+/// Completes on the first SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot watch SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = terminate => tracing::info!("SIGTERM received"),
+        result = tokio::signal::ctrl_c() => match result {
+            Ok(()) => tracing::info!("SIGINT received"),
+            Err(e) => {
+                tracing::warn!("cannot watch SIGINT: {e}");
+                std::future::pending::<()>().await;
+            }
+        },
+    }
+}
+
+async fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut spec = FunctionSpec::new("/...", &args.module);
+    spec.entrypoint = args.entrypoint.clone();
+    let loaded = LoadedConfig { functions: vec![spec], warnings: Vec::new() };
+    let config = AppConfig {
+        user_env: user_env(&args.guest.env, &args.guest.env_files)?,
+        timeout: args.guest.timeout,
+        ..AppConfig::default()
+    };
+    let options = EngineOptions { max_instances: 4, ..EngineOptions::default() };
+    let app = load(&loaded, &options, None, config).await?;
+
+    let mut body = Vec::new();
+    if !std::io::stdin().is_terminal() {
+        std::io::stdin().read_to_end(&mut body).context("reading the request body from stdin")?;
+    }
+    let mut request = http::Request::builder().method(args.method.as_str()).uri(args.path.as_str());
+    for header in &args.headers {
+        let (name, value) =
+            header.split_once(':').with_context(|| format!("--header {header:?}: expected NAME: VALUE"))?;
+        request = request.header(name.trim(), value.trim());
+    }
+    let request = request.body(Bytes::from(body)).context("invalid request")?;
+    let response = app.handle(request, std::net::Ipv4Addr::LOCALHOST.into()).await;
+
+    let status = response.status();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "HTTP/1.1 {status}")?;
+    for (name, value) in response.headers() {
+        out.write_all(name.as_str().as_bytes())?;
+        out.write_all(b": ")?;
+        out.write_all(value.as_bytes())?;
+        out.write_all(b"\n")?;
+    }
+    out.write_all(b"\n")?;
+    out.write_all(&http_body_util::BodyExt::collect(response.into_body()).await?.to_bytes())?;
+    out.flush()?;
+    // A failed request fails the command, so scripts and CI notice.
+    Ok(if status.is_server_error() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text.trim().parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(format!("{text:?} must be a positive number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_address_follows_flag_then_port_then_wagi_default() {
+        let flag: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        assert_eq!(listen_address(Some(flag), Some("8080")).unwrap(), flag);
+        assert_eq!(listen_address(None, Some("8080")).unwrap(), "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(listen_address(None, None).unwrap(), "127.0.0.1:3000".parse().unwrap());
+        assert!(listen_address(None, Some("eighty")).is_err());
+    }
+
+    #[test]
+    fn seconds_parse() {
+        assert_eq!(parse_seconds("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_seconds("0.25").unwrap(), Duration::from_millis(250));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("soon").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,231 @@
+//! Test support: start the real `wasmpod` binary on 127.0.0.1:0 and speak real HTTP to it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+pub const WASMPOD: &str = env!("CARGO_BIN_EXE_wasmpod");
+
+/// A running `wasmpod serve`, killed when dropped. Its stderr (the server log) is captured.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// `wasmpod serve <args> -l 127.0.0.1:0`, run in `dir`; waits for the Ready line.
+    pub fn start_in(dir: &Path, args: &[&str]) -> Server {
+        Server::start_with(dir, args, &[])
+    }
+
+    pub fn start(args: &[&str]) -> Server {
+        Server::start_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
+    }
+
+    pub fn start_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(WASMPOD);
+        command.arg("serve").args(args);
+        let port_from_env = env.iter().any(|(k, _)| *k == "PORT");
+        if !port_from_env && !args.iter().any(|a| *a == "-l" || *a == "--listen") {
+            command.args(["-l", "127.0.0.1:0"]);
+        }
+        command
+            .current_dir(dir)
+            .env_remove("PORT")
+            .env("RUST_LOG", "info,wasmpod=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawn wasmpod");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(addr) = line.strip_prefix("Ready: serving on http://") {
+                        break addr.parse().expect("address");
+                    }
+                }
+                _ => {
+                    let status = child.wait().expect("wait");
+                    std::thread::sleep(Duration::from_millis(100));
+                    panic!("wasmpod exited ({status}) before it was ready:\n{}", log.lock().unwrap());
+                }
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, addr, log }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the server log contains `needle` (logs arrive asynchronously).
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "log never contained {needle:?}:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status =
+            Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status();
+        assert!(status.expect("kill").success());
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "wasmpod did not exit within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        send(self.addr, Request::get(path)).await
+    }
+
+    pub async fn send(&self, request: Request) -> Response {
+        send(self.addr, request).await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `wasmpod` with `args` to completion (for commands that should fail or print).
+pub fn run_wasmpod(dir: &Path, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(WASMPOD)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PORT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wasmpod");
+    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+pub struct Request {
+    pub method: &'static str,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl Request {
+    pub fn get(path: &str) -> Request {
+        Request { method: "GET", path: path.to_owned(), headers: Vec::new(), body: Bytes::new() }
+    }
+
+    pub fn post(path: &str, body: impl Into<Bytes>) -> Request {
+        Request { method: "POST", path: path.to_owned(), headers: Vec::new(), body: body.into() }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Request {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Response {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `KEY=VALUE` lines of the `env` guest's body.
+    pub fn var(&self, name: &str) -> Option<String> {
+        let prefix = format!("{name}=");
+        self.text().lines().find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+    }
+}
+
+/// One request on a fresh HTTP/1.1 connection. The path is sent exactly as given (no normalisation).
+pub async fn send(addr: SocketAddr, request: Request) -> Response {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(connection);
+    let mut builder = http::Request::builder().method(request.method).uri(request.path.as_str());
+    if !request.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        builder = builder.header("host", addr.to_string());
+    }
+    for (name, value) in &request.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let response =
+        sender.send_request(builder.body(Full::new(request.body)).expect("request")).await.expect("send");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.expect("body").to_bytes();
+    Response { status, headers, body }
+}
+
+/// Writes `modules.toml` into `dir` and returns its path.
+pub fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("modules.toml");
+    std::fs::write(&path, text).expect("write modules.toml");
+    path
+}
+
+/// A `[[module]]` entry for a guest.
+pub fn module(route: &str, module: &str, extra: &str) -> String {
+    format!("[[module]]\nroute = {route:?}\nmodule = {module:?}\n{extra}\n")
+}
