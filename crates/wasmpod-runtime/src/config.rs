@@ -27,6 +27,11 @@ pub struct FunctionSpec {
     pub argv: Option<String>,
     /// Per-route guest time limit; `None` uses the server's `--timeout`.
     pub timeout: Option<Duration>,
+    /// MB a request to this function declares when it sends no valid `Memory-Request`
+    /// (`None`: the server's `--default-memory-request`, 200).
+    pub memory_request_mb: Option<u64>,
+    /// Ceiling on any grant to this function, in MB, whatever the request declares.
+    pub max_memory_mb: Option<u64>,
     /// Where this function was declared (`modules.toml:12`), for error messages.
     pub origin: String,
 }
@@ -45,6 +50,8 @@ impl FunctionSpec {
             http_max_concurrency: None,
             argv: None,
             timeout: None,
+            memory_request_mb: None,
+            max_memory_mb: None,
         }
     }
 }
@@ -66,6 +73,10 @@ struct ModuleEntry {
     argv: Option<String>,
     /// wasmpod extension: seconds (float) this route's guest may run.
     timeout: Option<Spanned<f64>>,
+    /// wasmpod extension: default `Memory-Request` in MB.
+    memory_request: Option<Spanned<u64>>,
+    /// wasmpod extension: ceiling on the memory grant in MB.
+    max_memory: Option<Spanned<u64>>,
 }
 
 const KNOWN_TOP_LEVEL_KEYS: &[&str] = &["module"];
@@ -78,6 +89,8 @@ const KNOWN_MODULE_KEYS: &[&str] = &[
     "http_max_concurrency",
     "argv",
     "timeout",
+    "memory_request",
+    "max_memory",
     "bindle_server",
 ];
 
@@ -129,6 +142,16 @@ pub fn parse_modules_toml(path: &Path, text: &str) -> Result<LoadedConfig, Error
             Some(t) => Some(Duration::from_secs_f64(*t.get_ref())),
             None => None,
         };
+        let megabytes = |field: &str, value: Option<Spanned<u64>>| match value {
+            Some(v) if *v.get_ref() == 0 => Err(config_error(
+                line_of(text, v.span().start),
+                format!("route {:?}: field `{field}` must be at least 1 (MB)", entry.route.get_ref()),
+            )),
+            Some(v) => Ok(Some(v.into_inner())),
+            None => Ok(None),
+        };
+        let memory_request_mb = megabytes("memory_request", entry.memory_request)?;
+        let max_memory_mb = megabytes("max_memory", entry.max_memory)?;
         loaded.functions.push(FunctionSpec {
             route: entry.route.into_inner(),
             module,
@@ -143,6 +166,8 @@ pub fn parse_modules_toml(path: &Path, text: &str) -> Result<LoadedConfig, Error
             http_max_concurrency: entry.http_max_concurrency,
             argv: entry.argv,
             timeout,
+            memory_request_mb,
+            max_memory_mb,
             origin: format!("{file}:{line}"),
         });
     }
@@ -239,6 +264,8 @@ http_max_concurrency = 2
 argv = "${SCRIPT_NAME} ${ARGS}"
 repository = "reserved"
 timeout = 1.5
+memory_request = 64
+max_memory = 128
 "#,
         )
         .unwrap();
@@ -256,6 +283,8 @@ timeout = 1.5
         assert_eq!(second.http_max_concurrency, Some(2));
         assert_eq!(second.argv.as_deref(), Some("${SCRIPT_NAME} ${ARGS}"));
         assert_eq!(second.timeout, Some(Duration::from_millis(1500)));
+        assert_eq!((second.memory_request_mb, second.max_memory_mb), (Some(64), Some(128)));
+        assert_eq!((first.memory_request_mb, first.max_memory_mb), (None, None));
         assert_eq!(
             loaded.warnings,
             vec![
@@ -289,6 +318,10 @@ timeout = 1.5
             Case {
                 text: "[[module]]\nroute = \"/a\"\nmodule = \"a.wasm\"\ntimeout = -1.0\n",
                 message: "modules.toml:4: route \"/a\": field `timeout` must be a positive number of seconds",
+            },
+            Case {
+                text: "[[module]]\nroute = \"/a\"\nmodule = \"a.wasm\"\nmax_memory = 0\n",
+                message: "modules.toml:4: route \"/a\": field `max_memory` must be at least 1 (MB)",
             },
             Case { text: "[[module]\n", message: "modules.toml:1: " },
         ];

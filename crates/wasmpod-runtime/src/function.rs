@@ -15,7 +15,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
-use crate::limits::MemoryLimiter;
+use crate::limits::{CpuQuota, MemoryLimiter};
 use crate::{FunctionSpec, GuestLog, RequestLimits, RunError};
 
 /// The most a guest may print to stdout for one response (a larger write traps: 500).
@@ -25,6 +25,30 @@ pub const MAX_STDOUT_BYTES: usize = 64 << 20;
 pub struct WagiState {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) limiter: MemoryLimiter,
+    pub(crate) cpu: Option<CpuQuota>,
+}
+
+impl WagiState {
+    pub(crate) fn new(wasi: WasiP1Ctx, limits: &RequestLimits) -> WagiState {
+        WagiState {
+            wasi,
+            limiter: MemoryLimiter::new(limits.memory_bytes),
+            cpu: limits.cpu_quota_millicores.map(CpuQuota::new),
+        }
+    }
+}
+
+/// Makes a store's guest yield at every epoch tick (so it never holds a worker thread), sleeping
+/// out the rest of the period when it has spent its CPU quota.
+pub(crate) fn yield_on_epoch(store: &mut Store<WagiState>) {
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|mut ctx| {
+        let pause = match ctx.data_mut().cpu.as_mut() {
+            Some(quota) => quota.on_tick(),
+            None => Box::pin(tokio::task::yield_now()),
+        };
+        Ok(UpdateDeadline::YieldCustom(1, pause))
+    });
 }
 
 /// One routable function: a module prepared once, and which export a request calls.
@@ -93,6 +117,9 @@ impl Function {
             };
             let mut results = [const { Val::I32(0) }; 4];
             let results = results.get_mut(..self.results).unwrap_or_default();
+            if let Some(quota) = &store.data().cpu {
+                quota.resume_here();
+            }
             match func.call_async(&mut store, &[], results).await {
                 Ok(()) => Ok(()),
                 Err(e) => exit_or_error(e, &store),
@@ -130,13 +157,9 @@ impl Function {
                 tracing::error!(function = %self.name, volume = %guest, host = %host.display(), "cannot open volume: {e:#}");
             }
         }
-        let state = WagiState { wasi: wasi.build_p1(), limiter: MemoryLimiter::new(limits.memory_bytes) };
-        let mut store = Store::new(self.pre.module().engine(), state);
+        let mut store = Store::new(self.pre.module().engine(), WagiState::new(wasi.build_p1(), limits));
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|_| {
-            Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
-        });
+        yield_on_epoch(&mut store);
         store
     }
 }

@@ -1,6 +1,10 @@
-//! Per-request limits enforced inside the store.
+//! Per-request limits enforced inside the store: memory grant, time, CPU quota.
 
-use std::time::Duration;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The limits one request runs under. Built by the server from the admission grant and config.
 #[derive(Debug, Clone, Copy)]
@@ -9,11 +13,14 @@ pub struct RequestLimits {
     pub memory_bytes: Option<u64>,
     /// Wall-clock time the guest may run before it is stopped (504).
     pub timeout: Duration,
+    /// CPU the guest may use per 100 ms period, in millicores (cgroup `cpu.max` semantics:
+    /// 250 means 25 ms of CPU in every 100 ms). `None`: unthrottled.
+    pub cpu_quota_millicores: Option<u32>,
 }
 
 impl Default for RequestLimits {
     fn default() -> Self {
-        RequestLimits { memory_bytes: None, timeout: Duration::from_secs(30) }
+        RequestLimits { memory_bytes: None, timeout: Duration::from_secs(30), cpu_quota_millicores: None }
     }
 }
 
@@ -45,7 +52,7 @@ impl MemoryLimiter {
                 self.refused = true;
                 // A trap, not a failed grow: a guest told "no" usually aborts anyway, and the
                 // trap carries the reason to the log.
-                return Err(wasmtime::format_err!("memory limit of {} MB exceeded", limit / (1 << 20)));
+                return Err(wasmtime::format_err!("memory limit of {} MB exceeded", limit >> 20));
             }
         }
         self.used = used;
@@ -78,6 +85,79 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
     }
 }
 
+/// The cgroup `cpu.max` period a quota is measured over.
+pub const CPU_PERIOD: Duration = Duration::from_millis(100);
+
+/// Enforces a CPU quota without privileges: at every epoch tick the guest's CPU time since it
+/// last resumed is read from the thread's CPU clock; once the period's budget is spent, the guest
+/// yields with a sleep until the period ends.
+///
+/// A guest may resume on another worker thread after any yield, so the baseline is taken by the
+/// yield future itself as it completes: wasmtime resumes the guest in the same poll, on the same
+/// thread.
+pub(crate) struct CpuQuota {
+    budget: Duration,
+    period_start: Instant,
+    used: Duration,
+    /// Thread CPU time (ns) when the guest last resumed; shared with the yield future.
+    resumed_at: Arc<AtomicU64>,
+}
+
+impl CpuQuota {
+    pub(crate) fn new(millicores: u32) -> CpuQuota {
+        CpuQuota {
+            budget: CPU_PERIOD * millicores.max(1) / 1000,
+            period_start: Instant::now(),
+            used: Duration::ZERO,
+            resumed_at: Arc::new(AtomicU64::new(thread_cpu_ns())),
+        }
+    }
+
+    /// Marks the guest as (re)starting on the current thread.
+    pub(crate) fn resume_here(&self) {
+        self.resumed_at.store(thread_cpu_ns(), Ordering::Relaxed);
+    }
+
+    /// Called at each epoch tick: the future to yield on (a plain yield, or a sleep to the end of
+    /// the period once the budget is spent).
+    pub(crate) fn on_tick(&mut self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let now_cpu = thread_cpu_ns();
+        let ran = now_cpu.saturating_sub(self.resumed_at.load(Ordering::Relaxed));
+        self.used += Duration::from_nanos(ran);
+        let now = Instant::now();
+        if now.duration_since(self.period_start) >= CPU_PERIOD {
+            // A new period; what was used beyond the last budget carries over as debt.
+            self.used = self.used.saturating_sub(self.budget);
+            self.period_start = now;
+        }
+        let resumed_at = self.resumed_at.clone();
+        if self.used < self.budget {
+            return Box::pin(async move {
+                tokio::task::yield_now().await;
+                resumed_at.store(thread_cpu_ns(), Ordering::Relaxed);
+            });
+        }
+        let wake = self.period_start + CPU_PERIOD;
+        self.used -= self.budget;
+        self.period_start = wake;
+        Box::pin(async move {
+            tokio::time::sleep_until(wake.into()).await;
+            resumed_at.store(thread_cpu_ns(), Ordering::Relaxed);
+        })
+    }
+}
+
+/// CPU time consumed by the calling thread, in nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime only writes to the timespec we pass, which lives on our stack.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,7 +168,8 @@ mod tests {
         assert!(limiter.grow(0, 4 << 20).unwrap());
         assert!(limiter.grow(0, 4 << 20).unwrap());
         assert_eq!(limiter.used, 8 << 20);
-        assert!(limiter.grow(4 << 20, 7 << 20).is_err());
+        let err = limiter.grow(4 << 20, 7 << 20).unwrap_err();
+        assert_eq!(err.to_string(), "memory limit of 10 MB exceeded");
         assert!(limiter.refused);
         assert_eq!(limiter.peak, 8 << 20);
         assert!(limiter.grow(4 << 20, 5 << 20).unwrap());
@@ -100,5 +181,22 @@ mod tests {
         let mut limiter = MemoryLimiter::new(None);
         assert!(limiter.grow(0, 1 << 40).unwrap());
         assert!(!limiter.refused);
+    }
+
+    #[test]
+    fn quota_budget_is_a_share_of_the_period() {
+        assert_eq!(CpuQuota::new(250).budget, Duration::from_millis(25));
+        assert_eq!(CpuQuota::new(1000).budget, CPU_PERIOD);
+        assert_eq!(CpuQuota::new(2000).budget, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn thread_cpu_clock_advances_with_work() {
+        let before = thread_cpu_ns();
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        assert!(thread_cpu_ns() > before, "{x}");
     }
 }

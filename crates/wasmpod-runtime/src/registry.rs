@@ -11,9 +11,8 @@ use wasmtime::{Engine, ExternType, Linker, Module, Store};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtxBuilder;
 
-use crate::function::{Function, WagiState};
-use crate::limits::MemoryLimiter;
-use crate::{build_engine, EngineOptions, EpochTicker, Error, FunctionSpec, GuestLog};
+use crate::function::{yield_on_epoch, Function, WagiState};
+use crate::{build_engine, EngineOptions, EpochTicker, Error, FunctionSpec, GuestLog, RequestLimits};
 
 /// How long a module's `_routes` export may run at load.
 const ROUTES_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,6 +42,11 @@ impl Runtime {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Instances alive right now (pool slots in use), for the metrics.
+    pub fn instances_in_use(&self) -> u64 {
+        self.engine.pooling_allocator_metrics().map_or(0, |m| m.core_instances())
     }
 
     /// Loads every function, or none: a module that is missing, invalid, or whose `_routes` fails
@@ -145,11 +149,8 @@ impl Runtime {
         };
         let stdout = MemoryOutputPipe::new(1 << 20);
         let wasi = WasiCtxBuilder::new().stdout(stdout.clone()).stderr(parent.log.clone()).build_p1();
-        let mut store = Store::new(&self.engine, WagiState { wasi, limiter: MemoryLimiter::new(None) });
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|_| {
-            Ok(wasmtime::UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
-        });
+        let mut store = Store::new(&self.engine, WagiState::new(wasi, &RequestLimits::default()));
+        yield_on_epoch(&mut store);
         let call = async {
             let instance = parent.pre.instantiate_async(&mut store).await?;
             let func = instance.get_typed_func::<(), ()>(&mut store, "_routes")?;

@@ -2,16 +2,31 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
-use wasmpod_runtime::{Registry, RequestLimits, RunError, Runtime, WagiInput};
+use wasmpod_admission::{units_from_header, Breaker, BreakerConfig, CpuGauge, CpuSampler, Rejection};
+use wasmpod_runtime::{Function, Registry, RequestLimits, RunError, Runtime, WagiInput};
 use wasmpod_wagi::{build_argv, build_env, CgiRequest, OutputError, DEFAULT_HOST, MISSING_HEADERS_MESSAGE};
+
+use crate::metrics::{Metrics, Refusal};
 
 /// The body of every response the server sends.
 pub type ResponseBody = Full<Bytes>;
+
+/// The header a request declares its memory in, in MB (Wasabi's contract).
+pub const MEMORY_REQUEST_HEADER: &str = "memory-request";
+/// The header a request declares its CPU quota in, in millicores (WasmBox's contract).
+pub const CPU_QUOTA_HEADER: &str = "cpu_quota";
+/// MB a request declares when it sends no valid `Memory-Request` (Wasabi's default).
+pub const DEFAULT_MEMORY_REQUEST_MB: u64 = 200;
+
+/// How often the pod's CPU use is sampled, and how many samples are averaged.
+const CPU_SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
+const CPU_SAMPLE_WINDOW: usize = 5;
 
 /// Server-wide settings that shape each request.
 #[derive(Debug, Clone)]
@@ -24,6 +39,12 @@ pub struct AppConfig {
     pub timeout: Duration,
     /// Whether the listener is TLS (only changes the scheme of `X_FULL_URL`).
     pub tls: bool,
+    /// MB a request declares without a valid `Memory-Request` (unless its function says).
+    pub default_memory_request_mb: u64,
+    /// Resource-aware admission; `None` admits everything (for benchmarks and one-shot runs).
+    pub admission: Option<BreakerConfig>,
+    /// How long a request may wait for admission before a 503 (default: the guest timeout).
+    pub queue_timeout: Option<Duration>,
 }
 
 impl Default for AppConfig {
@@ -33,6 +54,9 @@ impl Default for AppConfig {
             default_host: DEFAULT_HOST.to_owned(),
             timeout: Duration::from_secs(30),
             tls: false,
+            default_memory_request_mb: DEFAULT_MEMORY_REQUEST_MB,
+            admission: Some(BreakerConfig::default()),
+            queue_timeout: None,
         }
     }
 }
@@ -41,21 +65,41 @@ impl Default for AppConfig {
 pub struct App {
     registry: Registry,
     /// Owns the engine and its epoch clock for as long as requests may run.
-    _runtime: Runtime,
+    runtime: Runtime,
     config: AppConfig,
+    breaker: Option<Breaker>,
+    cpu: Arc<CpuGauge>,
+    metrics: Metrics,
     draining: AtomicBool,
     next_request_id: AtomicU64,
 }
 
 impl App {
-    pub fn new(runtime: Runtime, registry: Registry, config: AppConfig) -> App {
-        App {
+    /// Builds the app and starts the pod's CPU sampler (it must be called inside a tokio runtime).
+    pub fn new(
+        runtime: Runtime,
+        registry: Registry,
+        config: AppConfig,
+    ) -> Result<App, wasmpod_admission::AdmissionError> {
+        let cpu = Arc::new(CpuGauge::new());
+        let sampler = CpuSampler::detect();
+        tracing::info!(source = %sampler.source(), "sampling pod CPU use");
+        sampler.spawn(cpu.clone(), CPU_SAMPLE_INTERVAL, CPU_SAMPLE_WINDOW);
+        let breaker = match &config.admission {
+            Some(settings) => Some(Breaker::new(settings.clone(), Some(cpu.clone()))?),
+            None => None,
+        };
+        let metrics = Metrics::new(registry.functions().map(|f| f.name()));
+        Ok(App {
             registry,
-            _runtime: runtime,
+            runtime,
             config,
+            breaker,
+            cpu,
+            metrics,
             draining: AtomicBool::new(false),
             next_request_id: AtomicU64::new(1),
-        }
+        })
     }
 
     pub fn registry(&self) -> &Registry {
@@ -71,15 +115,16 @@ impl App {
         self.draining.load(Ordering::SeqCst)
     }
 
-    /// The request path: built-in endpoints, route, CGI environment, guest, response.
+    /// The request path: built-in endpoints, route, admission, CGI environment, guest, response.
     pub async fn handle(&self, request: Request<Bytes>, remote: IpAddr) -> Response<ResponseBody> {
         let (parts, body) = request.into_parts();
         let path = parts.uri.path();
+        // Built-in endpoints bypass admission. WAGI's /healthz wins over any user route.
         match path {
-            // WAGI's built-in health check wins over any user route of the same path.
             "/healthz" => return text(StatusCode::OK, "OK"),
             "/readyz" if self.is_draining() => return text(StatusCode::SERVICE_UNAVAILABLE, "draining"),
             "/readyz" => return text(StatusCode::OK, "OK"),
+            "/metrics" => return self.metrics_response(),
             _ => {}
         }
         let Some(function) = self.registry.lookup(path) else {
@@ -87,6 +132,21 @@ impl App {
         };
         let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
+        let function_metrics = self.metrics.function(function.name());
+
+        let default_units =
+            function.spec().memory_request_mb.unwrap_or(self.config.default_memory_request_mb);
+        let units =
+            units_from_header(parts.headers.get(MEMORY_REQUEST_HEADER).map(|v| v.as_bytes()), default_units);
+        let _grant = match self.admit(function, units, request_id).await {
+            Ok(grant) => grant,
+            Err(response) => {
+                if let Some(m) = function_metrics {
+                    m.observe(response.status().as_u16(), started.elapsed());
+                }
+                return response;
+            }
+        };
 
         let cgi = CgiRequest {
             method: &parts.method,
@@ -104,15 +164,20 @@ impl App {
             argv: build_argv(path, parts.uri.query(), function.spec().argv.as_deref()),
             body,
         };
+        let grant_mb = function.spec().max_memory_mb.map_or(units, |max| units.min(max));
         let limits = RequestLimits {
-            memory_bytes: None,
+            memory_bytes: Some(grant_mb.saturating_mul(1 << 20)),
             timeout: function.spec().timeout.unwrap_or(self.config.timeout),
+            cpu_quota_millicores: cpu_quota(&parts.headers),
         };
 
         let result = function.run(input, &limits).await;
-        let elapsed_us = started.elapsed().as_micros() as u64;
-        match result {
+        let elapsed = started.elapsed();
+        let response = match result {
             Ok(outcome) => {
+                if let Some(m) = function_metrics {
+                    m.observe_instance(outcome.instantiate, outcome.peak_memory_bytes);
+                }
                 let response = outcome.response;
                 for warning in &response.warnings {
                     tracing::warn!(function = %function.name(), request_id, "guest output: {warning}");
@@ -121,8 +186,9 @@ impl App {
                     function = %function.name(),
                     request_id,
                     status = response.status.as_u16(),
-                    elapsed_us,
+                    elapsed_us = elapsed.as_micros() as u64,
                     instantiate_us = outcome.instantiate.as_micros() as u64,
+                    memory_mb = grant_mb,
                     "request"
                 );
                 let mut builder = Response::builder().status(response.status);
@@ -135,12 +201,13 @@ impl App {
             }
             Err(error) => {
                 let status = status_for(&error);
+                self.metrics.guest_error(function.name(), error.kind());
                 tracing::error!(
                     function = %function.name(),
                     request_id,
                     status = status.as_u16(),
                     kind = error.kind(),
-                    elapsed_us,
+                    elapsed_us = elapsed.as_micros() as u64,
                     "request failed: {error}"
                 );
                 match error {
@@ -148,8 +215,62 @@ impl App {
                     _ => empty(status),
                 }
             }
+        };
+        if let Some(m) = function_metrics {
+            m.observe(response.status().as_u16(), elapsed);
         }
+        response
     }
+
+    /// Waits for the breaker to admit `units` MB, or answers why not. Dropping this future (the
+    /// client went away) leaves the queue and returns the units at once.
+    async fn admit(
+        &self,
+        function: &Function,
+        units: u64,
+        request_id: u64,
+    ) -> Result<Option<wasmpod_admission::Grant>, Response<ResponseBody>> {
+        let Some(breaker) = &self.breaker else { return Ok(None) };
+        let queue_timeout = self.config.queue_timeout.unwrap_or(self.config.timeout);
+        let refusal = match tokio::time::timeout(queue_timeout, breaker.acquire(units)).await {
+            Ok(Ok(grant)) => {
+                self.metrics.admitted();
+                return Ok(Some(grant));
+            }
+            Ok(Err(rejection @ Rejection::QueueFull { .. })) => {
+                (Refusal::QueueFull, StatusCode::SERVICE_UNAVAILABLE, rejection.to_string())
+            }
+            Ok(Err(rejection @ Rejection::TooLarge { .. })) => {
+                (Refusal::TooLarge, StatusCode::PAYLOAD_TOO_LARGE, rejection.to_string())
+            }
+            Err(_elapsed) => (
+                Refusal::QueueTimeout,
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("queue timeout: waited {queue_timeout:?} for {units} MB"),
+            ),
+        };
+        let (refusal, status, reason) = refusal;
+        self.metrics.refused(refusal);
+        tracing::warn!(function = %function.name(), request_id, units, status = status.as_u16(), "refused: {reason}");
+        Err(plain(status, format!("{reason}\n")))
+    }
+
+    fn metrics_response(&self) -> Response<ResponseBody> {
+        let snapshot = self.breaker.as_ref().map(Breaker::snapshot);
+        let body = self.metrics.render(snapshot, self.cpu.cores(), self.runtime.instances_in_use());
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        );
+        response
+    }
+}
+
+/// The `cpu_quota` header in millicores; absent, zero or unparsable means unthrottled.
+fn cpu_quota(headers: &http::HeaderMap) -> Option<u32> {
+    let value = headers.get(CPU_QUOTA_HEADER)?.to_str().ok()?.trim().parse::<f64>().ok()?;
+    (value.is_finite() && value >= 1.0).then(|| value.min(f64::from(u32::MAX)) as u32)
 }
 
 fn status_for(error: &RunError) -> StatusCode {
@@ -167,8 +288,38 @@ fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
     response
 }
 
+/// A server-made explanation (admission refusals).
+fn plain(status: StatusCode, body: String) -> Response<ResponseBody> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}
+
 fn empty(status: StatusCode) -> Response<ResponseBody> {
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = status;
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_quota_header_cases() {
+        let quota = |v: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(CPU_QUOTA_HEADER, HeaderValue::from_str(v).unwrap());
+            cpu_quota(&headers)
+        };
+        assert_eq!(quota("250"), Some(250));
+        assert_eq!(quota(" 1000 "), Some(1000));
+        assert_eq!(quota("0"), None);
+        assert_eq!(quota("-5"), None);
+        assert_eq!(quota("lots"), None);
+        assert_eq!(cpu_quota(&http::HeaderMap::new()), None);
+    }
 }

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use wasmpod_runtime::{
     read_functions_dir, read_modules_toml, EngineOptions, FunctionSpec, LoadedConfig, Runtime,
 };
-use wasmpod_server::{App, AppConfig};
+use wasmpod_server::{App, AppConfig, BreakerConfig};
 
 use crate::env_flags::user_env;
 
@@ -65,9 +65,77 @@ struct ServeArgs {
     #[arg(long = "shutdown-timeout", value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
     shutdown_timeout: Duration,
 
-    /// Most instances alive at once (the instance pool's size).
-    #[arg(long = "max-instances", value_name = "N", default_value_t = 1000, env = "WASMPOD_MAX_INSTANCES")]
-    max_instances: u32,
+    #[command(flatten)]
+    admission: AdmissionArgs,
+
+    /// Instances alive at once (the instance pool's size) [default: one per MB of
+    /// --concurrent-resource-request, at most 16384, so admission and not the pool says no].
+    #[arg(long = "max-instances", value_name = "N", env = "WASMPOD_MAX_INSTANCES")]
+    max_instances: Option<u32>,
+}
+
+/// Resource-aware admission (Wasabi's resource breaker); named after Knative's settings, and read
+/// from the same environment variables Knative's queue-proxy gets.
+#[derive(Debug, Args)]
+struct AdmissionArgs {
+    /// Memory (MB) of requests allowed to run at once; a request's `Memory-Request` header is its
+    /// weight and its memory grant.
+    #[arg(long, value_name = "MB", default_value_t = 8000, env = "CONCURRENT_RESOURCE_REQUEST")]
+    concurrent_resource_request: u64,
+
+    /// Memory (MB) of requests running plus queued beyond which requests are refused at once (503).
+    #[arg(long, value_name = "MB", default_value_t = 16000, env = "QUEUE_DEPTH_RESOURCE_UNITS")]
+    queue_depth_resource_units: u64,
+
+    /// Pod CPU use (cores) above which no new request starts [default: off].
+    #[arg(long, value_name = "CORES", env = "RESOURCE_UTILIZATION_THRESHOLD")]
+    resource_utilization_threshold: Option<f64>,
+
+    /// How long a request may wait for admission before a 503 (seconds) [default: --timeout].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, env = "WASMPOD_QUEUE_TIMEOUT")]
+    queue_timeout: Option<Duration>,
+
+    /// MB a request declares when it sends no valid Memory-Request header.
+    #[arg(long, value_name = "MB", default_value_t = wasmpod_server::DEFAULT_MEMORY_REQUEST_MB, value_parser = clap::value_parser!(u64).range(1..), env = "WASMPOD_DEFAULT_MEMORY_REQUEST")]
+    default_memory_request: u64,
+
+    /// Admit every request at once (no queue, no refusals): for benchmarks of the bare path.
+    #[arg(long)]
+    no_admission: bool,
+}
+
+/// The most pool slots wasmpod sizes on its own: each reserves address space for a 4 GiB memory.
+const MAX_AUTO_INSTANCES: u64 = 16384;
+
+impl AdmissionArgs {
+    fn breaker(&self) -> Option<BreakerConfig> {
+        (!self.no_admission).then(|| BreakerConfig {
+            capacity_units: self.concurrent_resource_request,
+            queue_depth_units: self.queue_depth_resource_units,
+            cpu_threshold: self.resource_utilization_threshold,
+            ..BreakerConfig::default()
+        })
+    }
+
+    /// Sizes the instance pool from admission: enough slots for the capacity filled with 1 MB
+    /// requests, and slots as large as the largest grant admission can give (wasm32's 4 GiB at most).
+    fn engine_options(&self, max_instances: Option<u32>) -> EngineOptions {
+        let capacity = self.concurrent_resource_request.max(1);
+        let slots = match max_instances {
+            Some(n) => u64::from(n),
+            None if self.no_admission => u64::from(EngineOptions::default().max_instances),
+            None => capacity.min(MAX_AUTO_INSTANCES),
+        };
+        if !self.no_admission && slots < capacity {
+            tracing::warn!(
+                slots,
+                capacity_mb = capacity,
+                "the instance pool is smaller than admission allows with 1 MB requests; a burst of tiny requests may find it full (503)"
+            );
+        }
+        let max_memory_bytes = if self.no_admission { 4 << 30 } else { capacity.min(4096) << 20 };
+        EngineOptions { max_instances: u32::try_from(slots).unwrap_or(u32::MAX), max_memory_bytes }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -132,8 +200,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         default_host: args.default_host.clone(),
         timeout: args.guest.timeout,
         tls: false,
+        default_memory_request_mb: args.admission.default_memory_request,
+        admission: args.admission.breaker(),
+        queue_timeout: args.admission.queue_timeout,
     };
-    let options = EngineOptions { max_instances: args.max_instances, ..EngineOptions::default() };
+    let options = args.admission.engine_options(args.max_instances);
     let app = load(&loaded, &options, args.log_dir.as_deref(), config).await?;
 
     let listen = listen_address(args.listen, std::env::var("PORT").ok().as_deref())?;
@@ -163,7 +234,7 @@ async fn load(
     }
     let runtime = Runtime::new(options)?;
     let registry = runtime.load(&loaded.functions, log_dir).await?;
-    Ok(Arc::new(App::new(runtime, registry, config)))
+    Ok(Arc::new(App::new(runtime, registry, config).context("admission settings")?))
 }
 
 /// `--listen` if given; else `0.0.0.0:$PORT` when `PORT` is set (Knative's contract); else WAGI's
@@ -214,6 +285,8 @@ async fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = AppConfig {
         user_env: user_env(&args.guest.env, &args.guest.env_files)?,
         timeout: args.guest.timeout,
+        // One request: nothing to admit; its memory grant still applies.
+        admission: None,
         ..AppConfig::default()
     };
     let options = EngineOptions { max_instances: 4, ..EngineOptions::default() };

@@ -1,0 +1,305 @@
+//! `GET /metrics`: what a platform team graphs and what the autoscaler scales on.
+//!
+//! Pod-level values (memory in flight and queued, capacity, CPU) are read from their sources at
+//! scrape time; per-function series are created when functions load, so the request path only
+//! bumps atomics and never allocates a label set.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use wasmpod_admission::Snapshot;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FunctionLabel {
+    function: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    function: String,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    function: String,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabel {
+    stage: &'static str,
+}
+
+/// Why admission said no, as a metric label.
+#[derive(Debug, Clone, Copy)]
+pub enum Refusal {
+    QueueFull,
+    TooLarge,
+    QueueTimeout,
+}
+
+impl Refusal {
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::QueueFull => "queue_full",
+            Refusal::TooLarge => "too_large",
+            Refusal::QueueTimeout => "queue_timeout",
+        }
+    }
+}
+
+/// One function's series, resolved once at load.
+pub struct FunctionMetrics {
+    /// Responses by status class: index 0 for 1xx ... 4 for 5xx.
+    responses: [Counter; 5],
+    duration: Histogram,
+    instantiate: Histogram,
+    peak_memory: Histogram,
+}
+
+impl FunctionMetrics {
+    pub fn observe(&self, status: u16, duration: Duration) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.responses[class].inc();
+        self.duration.observe(duration.as_secs_f64());
+    }
+
+    pub fn observe_instance(&self, instantiate: Duration, peak_memory_bytes: u64) {
+        self.instantiate.observe(instantiate.as_secs_f64());
+        self.peak_memory.observe(peak_memory_bytes as f64);
+    }
+}
+
+/// Every series wasmpod exports.
+pub struct Metrics {
+    registry: Registry,
+    inflight_memory: Gauge,
+    queued_memory: Gauge,
+    capacity_memory: Gauge,
+    queue_depth_memory: Gauge,
+    inflight_requests: Gauge,
+    queued_requests: Gauge,
+    cpu: Gauge<f64, AtomicU64>,
+    instances: Gauge,
+    admitted: Counter,
+    rejected: Family<ReasonLabel, Counter>,
+    timeouts: Family<StageLabel, Counter>,
+    errors: Family<KindLabels, Counter>,
+    functions: HashMap<Arc<str>, FunctionMetrics>,
+}
+
+impl Metrics {
+    /// Registers every series, and one set per function name.
+    pub fn new<'n>(function_names: impl IntoIterator<Item = &'n Arc<str>>) -> Metrics {
+        let mut registry = Registry::with_prefix("wasmpod");
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let inflight_memory =
+            gauge(&mut registry, "inflight_memory_mb", "Declared memory (MB) of requests running");
+        let queued_memory = gauge(
+            &mut registry,
+            "queued_memory_mb",
+            "Declared memory (MB) of requests waiting for admission",
+        );
+        let capacity_memory = gauge(
+            &mut registry,
+            "capacity_memory_mb",
+            "Memory (MB) the pod admits in flight (concurrent-resource-request)",
+        );
+        let queue_depth_memory = gauge(
+            &mut registry,
+            "queue_depth_memory_mb",
+            "Memory (MB) of running plus queued requests beyond which requests are refused",
+        );
+        let inflight_requests = gauge(&mut registry, "inflight_requests", "Requests running");
+        let queued_requests = gauge(&mut registry, "queued_requests", "Requests waiting for admission");
+        let instances =
+            gauge(&mut registry, "instances_in_use", "Wasm instances alive (instance pool slots in use)");
+        let cpu = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "cpu_utilization_cores",
+            "CPU the pod uses, in cores, averaged over the last 250 ms",
+            cpu.clone(),
+        );
+        let admitted = Counter::default();
+        registry.register("admitted", "Requests admitted to run", admitted.clone());
+        let rejected = Family::<ReasonLabel, Counter>::default();
+        registry.register("rejected", "Requests refused by admission, by reason", rejected.clone());
+        let timeouts = Family::<StageLabel, Counter>::default();
+        registry.register(
+            "timeouts",
+            "Requests that ran out of time, waiting in the queue or in the guest",
+            timeouts.clone(),
+        );
+        let errors = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "guest_errors",
+            "Requests whose guest failed, by function and kind (trap, timeout, memory_limit, exit, ...)",
+            errors.clone(),
+        );
+
+        let responses = Family::<StatusLabels, Counter>::default();
+        registry.register("responses", "Responses by function and status class", responses.clone());
+        let duration = Family::<FunctionLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_05, 2.0, 20))
+        });
+        registry.register(
+            "request_duration_seconds",
+            "Time from routing to response, by function",
+            duration.clone(),
+        );
+        let instantiate = Family::<FunctionLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_002, 2.0, 18))
+        });
+        registry.register(
+            "instantiate_seconds",
+            "Time to instantiate a function's module, by function",
+            instantiate.clone(),
+        );
+        let peak_memory = Family::<FunctionLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(65_536.0, 2.0, 17))
+        });
+        registry.register(
+            "memory_peak_bytes",
+            "Peak instance memory per request, by function",
+            peak_memory.clone(),
+        );
+
+        let mut functions = HashMap::new();
+        for name in function_names {
+            let function = FunctionLabel { function: name.to_string() };
+            let class =
+                |status| responses.get_or_create_owned(&StatusLabels { function: name.to_string(), status });
+            functions.entry(name.clone()).or_insert_with(|| FunctionMetrics {
+                responses: [class("1xx"), class("2xx"), class("3xx"), class("4xx"), class("5xx")],
+                duration: duration.get_or_create_owned(&function),
+                instantiate: instantiate.get_or_create_owned(&function),
+                peak_memory: peak_memory.get_or_create_owned(&function),
+            });
+        }
+        Metrics {
+            registry,
+            inflight_memory,
+            queued_memory,
+            capacity_memory,
+            queue_depth_memory,
+            inflight_requests,
+            queued_requests,
+            cpu,
+            instances,
+            admitted,
+            rejected,
+            timeouts,
+            errors,
+            functions,
+        }
+    }
+
+    pub fn function(&self, name: &str) -> Option<&FunctionMetrics> {
+        self.functions.get(name)
+    }
+
+    pub fn admitted(&self) {
+        self.admitted.inc();
+    }
+
+    pub fn refused(&self, refusal: Refusal) {
+        self.rejected.get_or_create(&ReasonLabel { reason: refusal.label() }).inc();
+        if let Refusal::QueueTimeout = refusal {
+            self.timeouts.get_or_create(&StageLabel { stage: "queue" }).inc();
+        }
+    }
+
+    pub fn guest_error(&self, function: &str, kind: &'static str) {
+        self.errors.get_or_create(&KindLabels { function: function.to_owned(), kind }).inc();
+        if kind == "timeout" {
+            self.timeouts.get_or_create(&StageLabel { stage: "guest" }).inc();
+        }
+    }
+
+    /// The exposition text, with the pod-level gauges read now.
+    pub fn render(&self, admission: Option<Snapshot>, cpu_cores: f64, instances: u64) -> String {
+        if let Some(s) = admission {
+            self.inflight_memory.set(s.in_flight_units as i64);
+            self.queued_memory.set(s.queued_units as i64);
+            self.capacity_memory.set(s.capacity_units as i64);
+            self.queue_depth_memory.set(s.queue_depth_units as i64);
+            self.inflight_requests.set(s.in_flight_requests as i64);
+            self.queued_requests.set(s.queued_requests as i64);
+        }
+        self.cpu.set(cpu_cores);
+        self.instances.set(instances as i64);
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!("encoding metrics: {e}");
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_exposes_pod_and_function_series() {
+        let name: Arc<str> = Arc::from("/hello");
+        let metrics = Metrics::new([&name]);
+        let f = metrics.function("/hello").unwrap();
+        f.observe(200, Duration::from_millis(2));
+        f.observe(503, Duration::from_millis(1));
+        f.observe_instance(Duration::from_micros(10), 1 << 20);
+        metrics.admitted();
+        metrics.refused(Refusal::QueueFull);
+        metrics.refused(Refusal::QueueTimeout);
+        metrics.guest_error("/hello", "trap");
+        let snapshot = Snapshot {
+            in_flight_units: 300,
+            queued_units: 100,
+            in_flight_requests: 2,
+            queued_requests: 1,
+            capacity_units: 8000,
+            queue_depth_units: 16000,
+        };
+        let text = metrics.render(Some(snapshot), 1.5, 2);
+        for line in [
+            "wasmpod_inflight_memory_mb 300",
+            "wasmpod_queued_memory_mb 100",
+            "wasmpod_capacity_memory_mb 8000",
+            "wasmpod_queue_depth_memory_mb 16000",
+            "wasmpod_inflight_requests 2",
+            "wasmpod_queued_requests 1",
+            "wasmpod_cpu_utilization_cores 1.5",
+            "wasmpod_instances_in_use 2",
+            "wasmpod_admitted_total 1",
+            "wasmpod_rejected_total{reason=\"queue_full\"} 1",
+            "wasmpod_rejected_total{reason=\"queue_timeout\"} 1",
+            "wasmpod_timeouts_total{stage=\"queue\"} 1",
+            "wasmpod_guest_errors_total{function=\"/hello\",kind=\"trap\"} 1",
+            "wasmpod_responses_total{function=\"/hello\",status=\"2xx\"} 1",
+            "wasmpod_responses_total{function=\"/hello\",status=\"5xx\"} 1",
+            "wasmpod_request_duration_seconds_count{function=\"/hello\"} 2",
+            "wasmpod_instantiate_seconds_count{function=\"/hello\"} 1",
+            "wasmpod_memory_peak_bytes_sum{function=\"/hello\"} 1048576.0",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+}
