@@ -1,0 +1,205 @@
+//! Resource-aware admission and per-request limits, end to end.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{module, write_config, Request, Server};
+use wasmpod_guests as guests;
+
+fn start(extra: &[&str]) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = [
+        module("/sleep", guests::SLEEP, ""),
+        module("/hello", guests::HELLO, ""),
+        module("/hog", guests::HOG, ""),
+        module("/capped", guests::HOG, "max_memory = 32"),
+    ]
+    .concat();
+    let config = write_config(dir.path(), &config);
+    let mut args = vec!["-c", config.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let server = Server::start_in(dir.path(), &args);
+    (dir, server)
+}
+
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+}
+
+#[tokio::test]
+async fn breaker_runs_capacity_queues_depth_and_refuses_the_rest() {
+    let (_dir, server) =
+        start(&["--concurrent-resource-request", "1000", "--queue-depth-resource-units", "2000"]);
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let addr = server.addr;
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let r = support::send(addr, Request::get("/sleep?ms=200").header("Memory-Request", "100")).await;
+            (r, started.elapsed())
+        }));
+    }
+    let mut intervals = Vec::new();
+    let mut refused = 0;
+    for task in tasks {
+        let (r, elapsed) = task.await.unwrap();
+        match r.status {
+            200 => {
+                let text = r.text();
+                let field = |name: &str| -> u64 {
+                    text.split_whitespace()
+                        .find_map(|f| f.strip_prefix(name))
+                        .unwrap()
+                        .trim()
+                        .parse()
+                        .unwrap()
+                };
+                intervals.push((field("start="), field("end=")));
+            }
+            503 => {
+                refused += 1;
+                assert!(r.text().contains("queue full"), "{}", r.text());
+                assert!(elapsed < Duration::from_millis(190), "refusals are immediate: {elapsed:?}");
+            }
+            other => panic!("unexpected status {other}: {}", r.text()),
+        }
+    }
+    assert_eq!((intervals.len(), refused), (20, 20), "10 run + 10 queue = depth 2000 MB; the rest refused");
+    let most_at_once = intervals
+        .iter()
+        .map(|&(t, _)| intervals.iter().filter(|&&(s, e)| s <= t && t < e).count())
+        .max()
+        .unwrap();
+    assert!(most_at_once <= 10, "{most_at_once} ran at once with room for 10");
+    assert!(most_at_once >= 8, "admission should fill its capacity, saw {most_at_once}");
+
+    let text = server.get("/metrics").await.text();
+    assert_eq!(metric(&text, "wasmpod_rejected_total{reason=\"queue_full\"}"), Some(20.0), "{text}");
+    assert_eq!(metric(&text, "wasmpod_admitted_total"), Some(20.0));
+    assert_eq!(metric(&text, "wasmpod_responses_total{function=\"/sleep\",status=\"2xx\"}"), Some(20.0));
+    assert_eq!(metric(&text, "wasmpod_inflight_memory_mb"), Some(0.0));
+    assert_eq!(metric(&text, "wasmpod_capacity_memory_mb"), Some(1000.0));
+    assert_eq!(metric(&text, "wasmpod_queue_depth_memory_mb"), Some(2000.0));
+}
+
+#[tokio::test]
+async fn a_request_larger_than_capacity_is_refused_at_once() {
+    let (_dir, server) =
+        start(&["--concurrent-resource-request", "1000", "--queue-depth-resource-units", "2000"]);
+    let r = server.send(Request::get("/hello").header("Memory-Request", "1500")).await;
+    assert_eq!(r.status, 413);
+    assert!(r.text().contains("exceeds capacity"), "{}", r.text());
+    let r = server.send(Request::get("/hello").header("Memory-Request", "not a number")).await;
+    assert_eq!(r.status, 200, "an invalid header means the default 200 MB");
+}
+
+#[tokio::test]
+async fn memory_hog_fails_alone_at_its_grant() {
+    let (_dir, server) = start(&[]);
+    let hog =
+        tokio::spawn(support::send(server.addr, Request::get("/hog?mb=100").header("Memory-Request", "64")));
+    let mut neighbours = Vec::new();
+    for _ in 0..10 {
+        neighbours.push(tokio::spawn(support::send(
+            server.addr,
+            Request::get("/hello").header("Memory-Request", "64"),
+        )));
+    }
+    assert_eq!(hog.await.unwrap().status, 500);
+    for n in neighbours {
+        assert_eq!(n.await.unwrap().status, 200);
+    }
+    server.wait_for_log("memory limit of 64 MB exceeded");
+
+    let r = server.send(Request::get("/hog?mb=40").header("Memory-Request", "64")).await;
+    assert_eq!((r.status, r.text().as_str()), (200, "allocated 40 MiB\n"), "within the grant it runs");
+    let r = server.send(Request::get("/capped?mb=40").header("Memory-Request", "64")).await;
+    assert_eq!(r.status, 500, "the function's max_memory caps the grant");
+    server.wait_for_log("memory limit of 32 MB exceeded");
+    let text = server.get("/metrics").await.text();
+    assert_eq!(
+        metric(&text, "wasmpod_guest_errors_total{function=\"/hog\",kind=\"memory_limit\"}"),
+        Some(1.0),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn queued_requests_time_out_with_503() {
+    let (_dir, server) = start(&[
+        "--concurrent-resource-request",
+        "100",
+        "--queue-depth-resource-units",
+        "1000",
+        "--queue-timeout",
+        "0.3",
+    ]);
+    let holder = tokio::spawn(support::send(
+        server.addr,
+        Request::get("/sleep?ms=1000").header("Memory-Request", "100"),
+    ));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let started = Instant::now();
+    let r = server.send(Request::get("/hello").header("Memory-Request", "100")).await;
+    assert_eq!(r.status, 503);
+    assert!(r.text().contains("queue timeout"), "{}", r.text());
+    assert!(started.elapsed() >= Duration::from_millis(290), "{:?}", started.elapsed());
+    assert_eq!(holder.await.unwrap().status, 200);
+    let text = server.get("/metrics").await.text();
+    assert_eq!(metric(&text, "wasmpod_timeouts_total{stage=\"queue\"}"), Some(1.0), "{text}");
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_the_queue_returns_its_units() {
+    let (_dir, server) =
+        start(&["--concurrent-resource-request", "100", "--queue-depth-resource-units", "1000"]);
+    let holder = tokio::spawn(support::send(
+        server.addr,
+        Request::get("/sleep?ms=800").header("Memory-Request", "100"),
+    ));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let leaver =
+        tokio::spawn(support::send(server.addr, Request::get("/hello").header("Memory-Request", "50")));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = server.get("/metrics").await.text();
+        if metric(&text, "wasmpod_queued_memory_mb") == Some(50.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never queued:\n{text}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    leaver.abort();
+    let _ = leaver.await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = server.get("/metrics").await.text();
+        if metric(&text, "wasmpod_queued_memory_mb") == Some(0.0) {
+            assert_eq!(metric(&text, "wasmpod_inflight_memory_mb"), Some(100.0), "the holder still runs");
+            break;
+        }
+        assert!(Instant::now() < deadline, "units not returned:\n{text}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(holder.await.unwrap().status, 200);
+}
+
+#[tokio::test]
+async fn probes_and_metrics_bypass_admission() {
+    let (_dir, server) =
+        start(&["--concurrent-resource-request", "100", "--queue-depth-resource-units", "100"]);
+    let holder = tokio::spawn(support::send(
+        server.addr,
+        Request::get("/sleep?ms=600").header("Memory-Request", "100"),
+    ));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(server.send(Request::get("/hello").header("Memory-Request", "1")).await.status, 503, "full");
+    assert_eq!(server.get("/healthz").await.status, 200);
+    assert_eq!(server.get("/readyz").await.status, 200);
+    let r = server.get("/metrics").await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("application/openmetrics-text"));
+    assert_eq!(metric(&r.text(), "wasmpod_inflight_requests"), Some(1.0));
+    assert_eq!(holder.await.unwrap().status, 200);
+}
