@@ -203,3 +203,19 @@ async fn probes_and_metrics_bypass_admission() {
     assert_eq!(metric(&r.text(), "wasmpod_inflight_requests"), Some(1.0));
     assert_eq!(holder.await.unwrap().status, 200);
 }
+
+#[tokio::test]
+async fn an_exhausted_instance_pool_answers_503_and_recovers() {
+    let (_dir, server) = start(&["--max-instances", "1"]);
+    server.wait_for_log("instance pool is smaller than admission allows");
+    let holder = tokio::spawn(support::send(
+        server.addr,
+        Request::get("/sleep?ms=500").header("Memory-Request", "10"),
+    ));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let r = server.send(Request::get("/hello").header("Memory-Request", "10")).await;
+    assert_eq!(r.status, 503);
+    server.wait_for_log("pool exhausted");
+    assert_eq!(holder.await.unwrap().status, 200);
+    assert_eq!(server.get("/hello").await.status, 200, "the slot came back");
+}
