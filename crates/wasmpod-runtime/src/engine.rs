@@ -1,5 +1,6 @@
 //! The one `Engine` a process has, and the clock that lets guests be interrupted.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,17 +14,20 @@ use crate::Error;
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Engine settings a deployment may change. Everything else is fixed for speed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// Instances that may exist at once (pool slots). Admission must keep concurrency below this.
     pub max_instances: u32,
     /// Largest linear memory one instance may have (pool slot size).
     pub max_memory_bytes: u64,
+    /// The artifact cache's directory ([`crate::ArtifactCache`]). `None` (the default): every
+    /// module is compiled at load and nothing is written to disk.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { max_instances: 1000, max_memory_bytes: 4 << 30 }
+        EngineOptions { max_instances: 1000, max_memory_bytes: 4 << 30, cache_dir: None }
     }
 }
 
