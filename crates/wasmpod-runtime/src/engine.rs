@@ -1,5 +1,6 @@
 //! The one `Engine` a process has, and the clock that lets guests be interrupted.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use crate::Error;
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Engine settings a deployment may change. Everything else is fixed for speed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// Instances that may exist at once (pool slots). Admission must keep concurrency below this.
     pub max_instances: u32,
@@ -26,6 +27,9 @@ pub struct EngineOptions {
     /// Reset only the pages a guest actually dirtied (Linux `PAGEMAP_SCAN`, kernel >= 6.7), so a
     /// large `keep_resident_bytes` costs only what each guest touches.
     pub pagemap_scan: bool,
+    /// The artifact cache's directory ([`crate::ArtifactCache`]). `None` (the default): every
+    /// module is compiled at load and nothing is written to disk.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for EngineOptions {
@@ -35,6 +39,7 @@ impl Default for EngineOptions {
             max_memory_bytes: 4 << 30,
             keep_resident_bytes: 2 << 20,
             pagemap_scan: true,
+            cache_dir: None,
         }
     }
 }

@@ -18,6 +18,10 @@ pub enum Error {
     Engine(String),
     #[error("log dir {}: {source}", path.display())]
     LogDir { path: PathBuf, source: std::io::Error },
+    #[error("artifact cache {}: {source}", path.display())]
+    ArtifactCache { path: PathBuf, source: std::io::Error },
+    #[error("module {}: invalid module: {reason}", module.display())]
+    InvalidModule { module: PathBuf, reason: String },
 }
 
 /// Why one request's guest did not produce a response. Each answers that request only.

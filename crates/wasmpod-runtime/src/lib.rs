@@ -1,10 +1,12 @@
-//! The Wasm side of wasmpod: the one engine, loading functions (compile once, link once,
-//! `InstancePre` per function), and running one request in a fresh, limited instance.
+//! The Wasm side of wasmpod: the one engine, loading functions (compile once, or map the code
+//! from the artifact cache; link once, `InstancePre` per function), and running one request in a
+//! fresh, limited instance.
 //!
 //! It knows WAGI's rules only through `wasmpod-wagi` and knows nothing of HTTP servers or
 //! admission: the server hands it a function, the guest's input and the request's limits, and gets
 //! back a response or the reason there is none. It sits at the executor step of the request path.
 
+mod artifact_cache;
 mod config;
 mod engine;
 mod error;
@@ -13,6 +15,7 @@ mod guest_log;
 mod limits;
 mod registry;
 
+pub use artifact_cache::{ArtifactCache, BadEntry, CacheOutcome};
 pub use config::{parse_modules_toml, read_functions_dir, read_modules_toml, FunctionSpec, LoadedConfig};
 pub use engine::{build_engine, EngineOptions, EpochTicker, EPOCH_TICK};
 pub use error::{Error, RunError};

@@ -1,4 +1,5 @@
-//! Loading functions: compile each module once, link once, run `_routes` once, build the table.
+//! Loading functions: compile each module once (or map it from the artifact cache), link once,
+//! run `_routes` once, build the table.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,10 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::function::{yield_on_epoch, Function, WagiState};
-use crate::{build_engine, EngineOptions, EpochTicker, Error, FunctionSpec, GuestLog, RequestLimits};
+use crate::{
+    build_engine, ArtifactCache, CacheOutcome, EngineOptions, EpochTicker, Error, FunctionSpec, GuestLog,
+    RequestLimits,
+};
 
 /// How long a module's `_routes` export may run at load.
 const ROUTES_TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,16 +24,19 @@ const ROUTES_TIMEOUT: Duration = Duration::from_secs(10);
 /// The import module of WAGI's experimental outbound HTTP API.
 const WASI_EXPERIMENTAL_HTTP: &str = "wasi_experimental_http";
 
-/// The process's Wasm machinery: one engine, one WASI linker, one epoch clock.
+/// The process's Wasm machinery: one engine, one WASI linker, one epoch clock, and the artifact
+/// cache when one is configured.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<WagiState>,
+    cache: Option<ArtifactCache>,
     _ticker: EpochTicker,
 }
 
 impl Runtime {
     pub fn new(options: &EngineOptions) -> Result<Runtime, Error> {
         let engine = build_engine(options)?;
+        let cache = options.cache_dir.as_ref().map(ArtifactCache::open).transpose()?;
         let mut linker = Linker::new(&engine);
         let link_error = |e: wasmtime::Error| Error::Engine(format!("linking WASI: {e:#}"));
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut WagiState| &mut s.wasi)
@@ -37,7 +44,7 @@ impl Runtime {
         wasmtime_wasi::p0::add_to_linker_async(&mut linker, |s: &mut WagiState| &mut s.wasi)
             .map_err(link_error)?;
         let ticker = EpochTicker::start(&engine);
-        Ok(Runtime { engine, linker, _ticker: ticker })
+        Ok(Runtime { engine, linker, cache, _ticker: ticker })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -52,8 +59,8 @@ impl Runtime {
     /// Loads every function, or none: a module that is missing, invalid, or whose `_routes` fails
     /// stops the load with an error that names the route and the reason.
     ///
-    /// Each distinct module file is compiled once, in parallel across the machine's cores, with a
-    /// log line giving its compile time.
+    /// Each distinct module file is compiled once (or mapped from the artifact cache), in parallel
+    /// across the machine's cores, with a log line giving its compile or load time.
     pub async fn load(&self, specs: &[FunctionSpec], log_dir: Option<&Path>) -> Result<Registry, Error> {
         let modules = self.compile_all(specs).await?;
         let mut routes = RouteTable::default();
@@ -83,9 +90,11 @@ impl Runtime {
             }
         }
         let engine = self.engine.clone();
-        let compiled = tokio::task::spawn_blocking(move || compile_in_parallel(&engine, jobs))
-            .await
-            .map_err(|e| Error::Engine(format!("compile task failed: {e}")))??;
+        let cache = self.cache.clone();
+        let compiled =
+            tokio::task::spawn_blocking(move || compile_in_parallel(&engine, cache.as_ref(), jobs))
+                .await
+                .map_err(|e| Error::Engine(format!("compile task failed: {e}")))??;
         Ok(compiled.into_iter().collect())
     }
 
@@ -173,10 +182,11 @@ impl Runtime {
     }
 }
 
-/// Compiles each module on one of the machine's cores (wasmtime also parallelises inside a
-/// module). Logs one line per module with its compile time.
+/// Compiles each module (or maps it from the artifact cache) on one of the machine's cores
+/// (wasmtime also parallelises inside a module). Logs one line per module with its time.
 fn compile_in_parallel(
     engine: &Engine,
+    cache: Option<&ArtifactCache>,
     jobs: Vec<(PathBuf, String)>,
 ) -> Result<Vec<(PathBuf, Module)>, Error> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
@@ -188,7 +198,7 @@ fn compile_in_parallel(
             scope.spawn(|| loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some((path, route)) = jobs.get(index) else { break };
-                let result = compile_one(engine, path, route).map(|m| (path.clone(), m));
+                let result = compile_one(engine, cache, path, route).map(|m| (path.clone(), m));
                 results.lock().unwrap_or_else(|e| e.into_inner()).push(result);
             });
         }
@@ -203,18 +213,44 @@ fn compile_in_parallel(
     Ok(compiled)
 }
 
-fn compile_one(engine: &Engine, path: &Path, route: &str) -> Result<Module, Error> {
+fn compile_one(
+    engine: &Engine,
+    cache: Option<&ArtifactCache>,
+    path: &Path,
+    route: &str,
+) -> Result<Module, Error> {
     let module_error =
         |reason: String| Error::Module { route: route.to_owned(), module: path.to_owned(), reason };
     let bytes = std::fs::read(path).map_err(|e| module_error(format!("cannot read: {e}")))?;
     let start = Instant::now();
-    let module = Module::new(engine, &bytes).map_err(|e| module_error(format!("invalid module: {e:#}")))?;
-    tracing::info!(
-        module = %path.display(),
-        bytes = bytes.len(),
-        compile_ms = start.elapsed().as_millis() as u64,
-        "compiled"
-    );
+    let (module, outcome) = match cache {
+        Some(cache) => cache.load_or_compile(engine, &bytes, path).map_err(|e| match e {
+            Error::InvalidModule { reason, .. } => module_error(format!("invalid module: {reason}")),
+            other => other,
+        })?,
+        None => {
+            let module =
+                Module::new(engine, &bytes).map_err(|e| module_error(format!("invalid module: {e:#}")))?;
+            (module, CacheOutcome::Miss)
+        }
+    };
+    let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
+    if outcome == CacheOutcome::Hit {
+        tracing::info!(
+            module = %path.display(),
+            bytes = bytes.len(),
+            load_ms = elapsed_ms,
+            "loaded from artifact cache"
+        );
+    } else {
+        tracing::info!(
+            module = %path.display(),
+            bytes = bytes.len(),
+            compile_ms = elapsed_ms,
+            cache = cache.map(|_| tracing::field::display(&outcome)),
+            "compiled"
+        );
+    }
     Ok(module)
 }
 

@@ -1,4 +1,4 @@
-//! The command line: `wasmpod serve` and `wasmpod run`.
+//! The command line: `wasmpod serve`, `wasmpod run` and `wasmpod compile`.
 
 use std::io::{IsTerminal, Read, Write};
 use std::net::SocketAddr;
@@ -11,7 +11,8 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
 use wasmpod_runtime::{
-    read_functions_dir, read_modules_toml, EngineOptions, FunctionSpec, LoadedConfig, Runtime,
+    build_engine, read_functions_dir, read_modules_toml, ArtifactCache, EngineOptions, FunctionSpec,
+    LoadedConfig, Runtime,
 };
 use wasmpod_server::{App, AppConfig, BreakerConfig};
 
@@ -33,6 +34,8 @@ enum Command {
     Serve(ServeArgs),
     /// Run one request through a module and print the HTTP response (for guest authors).
     Run(RunArgs),
+    /// Compile modules ahead of time into the artifact cache that `serve --cache-dir` reads.
+    Compile(CompileArgs),
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +59,9 @@ struct ServeArgs {
     /// layout). Without it, guest stderr goes to the server log.
     #[arg(long = "log-dir", value_name = "DIR", env = "WAGI_LOG_DIR")]
     log_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    cache: CacheArgs,
 
     /// Host (and port) for SERVER_NAME / SERVER_PORT when a request has no Host header.
     #[arg(long = "default-host", alias = "hostname", value_name = "HOST[:PORT]", default_value = wasmpod_wagi::DEFAULT_HOST)]
@@ -165,7 +171,32 @@ struct RunArgs {
     entrypoint: String,
 
     #[command(flatten)]
+    cache: CacheArgs,
+
+    #[command(flatten)]
     guest: GuestArgs,
+}
+
+#[derive(Debug, Args)]
+struct CompileArgs {
+    /// The modules (`.wasm` or `.wat`) to compile.
+    #[arg(value_name = "MODULE", required = true)]
+    modules: Vec<PathBuf>,
+
+    /// The artifact cache directory to compile into (created if missing).
+    #[arg(long = "cache-dir", value_name = "DIR", env = "WASMPOD_CACHE_DIR")]
+    cache_dir: PathBuf,
+}
+
+/// The artifact cache flag of `serve` and `run`.
+#[derive(Debug, Args)]
+struct CacheArgs {
+    /// Directory of compiled modules (the artifact cache, filled by `wasmpod compile` or by a
+    /// previous start): a module already there is mapped instead of compiled, so a restart or a
+    /// new pod with a warm cache serves at once. Off unless given: a server writes no files it
+    /// was not asked to.
+    #[arg(long = "cache-dir", value_name = "DIR", env = "WASMPOD_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
 }
 
 /// Flags shared by `serve` and `run`: what every guest is given and how long it may run.
@@ -189,6 +220,7 @@ impl Cli {
         match self.command {
             Command::Serve(args) => serve(args).await,
             Command::Run(args) => run_once(args).await,
+            Command::Compile(args) => compile(args),
         }
     }
 }
@@ -208,7 +240,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         admission: args.admission.breaker(),
         queue_timeout: args.admission.queue_timeout,
     };
-    let options = args.admission.engine_options(args.max_instances);
+    let options = EngineOptions {
+        cache_dir: args.cache.cache_dir.clone(),
+        ..args.admission.engine_options(args.max_instances)
+    };
     let app = load(&loaded, &options, args.log_dir.as_deref(), config).await?;
 
     let listen = listen_address(args.listen, std::env::var("PORT").ok().as_deref())?;
@@ -305,7 +340,11 @@ async fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
         admission: None,
         ..AppConfig::default()
     };
-    let options = EngineOptions { max_instances: 4, ..EngineOptions::default() };
+    let options = EngineOptions {
+        max_instances: 4,
+        cache_dir: args.cache.cache_dir.clone(),
+        ..EngineOptions::default()
+    };
     let app = load(&loaded, &options, None, config).await?;
 
     let mut body = Vec::new();
@@ -335,6 +374,32 @@ async fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
     out.flush()?;
     // A failed request fails the command, so scripts and CI notice.
     Ok(if status.is_server_error() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Compiles each module into the cache with the engine `serve` uses, one line per module:
+/// `<path>  <hit|compiled|rebuilt>  <ms> ms`. A module that fails is reported and the rest still
+/// compiled; the command then fails.
+fn compile(args: CompileArgs) -> anyhow::Result<ExitCode> {
+    let engine = build_engine(&EngineOptions::default())?;
+    let cache = ArtifactCache::open(&args.cache_dir)?;
+    let mut failed = false;
+    for path in &args.modules {
+        let started = std::time::Instant::now();
+        let result = std::fs::read(path)
+            .with_context(|| format!("{}: cannot read", path.display()))
+            .and_then(|bytes| Ok(cache.load_or_compile(&engine, &bytes, path)?));
+        match result {
+            Ok((_, outcome)) => {
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                println!("{}  {outcome}  {ms:.1} ms", path.display());
+            }
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {

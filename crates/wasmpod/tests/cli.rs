@@ -146,7 +146,9 @@ async fn sigterm_drain_is_bounded_by_the_shutdown_timeout() {
     let status =
         tokio::task::spawn_blocking(move || server.wait_exit(Duration::from_secs(10))).await.unwrap();
     assert!(status.success(), "{status}");
-    assert!(signalled.elapsed() < Duration::from_secs(3), "{:?}", signalled.elapsed());
+    // The guest would spin until its 30 s timeout; the drain gives up after 0.5 s. The bound is
+    // loose because shared CI machines can be slow to schedule the exit.
+    assert!(signalled.elapsed() < Duration::from_secs(8), "{:?}", signalled.elapsed());
 }
 
 /// WAGI's own example modules, served unchanged with WAGI's own modules.toml, from the folder

@@ -1,0 +1,449 @@
+//! The artifact cache: compiled modules on disk, so a module is compiled at most once per engine
+//! and a restart (or a new pod sharing the volume) maps the code instead of compiling it.
+//!
+//! An entry is two files named by its key, `<sha256 of the module>-<engine hash>`:
+//! `<key>.cwasm` (wasmtime's precompiled image, mapped with mmap so pages are shared and memory
+//! images are copy-on-write) and `<key>.sha256` (the hex sha256 of the `.cwasm`). The engine hash
+//! covers everything wasmtime says makes compiled code incompatible (target, compiler flags,
+//! tunables, features, wasmtime version), so engines that differ get different entries.
+//!
+//! Deserializing trusts its input, so an entry is never trusted blindly: it is written atomically
+//! (temp file, fsync, rename) and its checksum is verified on the same open file that is then
+//! mapped. A missing checksum, a mismatch, an unreadable file or an image wasmtime refuses is
+//! logged, deleted and rebuilt. The directory must be writable only by wasmpod's user: the cache
+//! defends against crashes, torn writes and foreign files, not against someone who can rewrite a
+//! file in place under a running server.
+
+use std::fmt;
+use std::fs::File;
+use std::hash::{Hash, Hasher};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::{Engine, Module};
+
+use crate::Error;
+
+/// Compiled modules on disk, keyed by module bytes and engine compatibility.
+///
+/// Use one per process (or share the directory between processes and pods: writers never modify
+/// a file in place, so readers and concurrent writers are safe).
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let engine = wasmtime::Engine::default();
+/// let cache = wasmpod_runtime::ArtifactCache::open("/var/cache/wasmpod")?;
+/// let bytes = std::fs::read("app.wasm")?;
+/// let (module, outcome) = cache.load_or_compile(&engine, &bytes, "app.wasm".as_ref())?;
+/// println!("{outcome}: {} exports", module.exports().count());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ArtifactCache {
+    dir: PathBuf,
+}
+
+/// Where a module's code came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Mapped from a verified cache entry: nothing was compiled.
+    Hit,
+    /// No entry: compiled and written.
+    Miss,
+    /// An entry was there but unusable: deleted, compiled again and rewritten.
+    Rebuilt(BadEntry),
+}
+
+/// Why a cache entry was not trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadEntry {
+    /// The `.cwasm` exists without its `.sha256` (a crash between the two writes, or a stray file).
+    MissingChecksum,
+    /// The `.cwasm` does not hash to its recorded checksum (torn, truncated or altered).
+    ChecksumMismatch,
+    /// A file of the entry could not be read.
+    Unreadable(String),
+    /// The checksum matched but wasmtime refused the image (built by an incompatible engine).
+    Rejected(String),
+}
+
+impl ArtifactCache {
+    /// Opens (creating if needed) the cache directory.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<ArtifactCache, Error> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|source| Error::ArtifactCache { path: dir.clone(), source })?;
+        Ok(ArtifactCache { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The module for `bytes` (Wasm binary or text): mapped from the cache when a verified entry
+    /// exists, else compiled and written to the cache first. `module_path` only names the module
+    /// in errors and logs.
+    ///
+    /// Failing to write the cache is not an error (the module is compiled and used from memory,
+    /// with a warning); an invalid module is.
+    pub fn load_or_compile(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        module_path: &Path,
+    ) -> Result<(Module, CacheOutcome), Error> {
+        let entry = self.entry(engine, bytes);
+        let outcome = match entry.load(engine) {
+            Ok(Some(module)) => return Ok((module, CacheOutcome::Hit)),
+            Ok(None) => CacheOutcome::Miss,
+            Err(bad) => {
+                tracing::warn!(
+                    module = %module_path.display(),
+                    entry = %entry.artifact.display(),
+                    reason = %bad,
+                    "artifact cache entry not trusted: deleting and recompiling"
+                );
+                entry.remove();
+                CacheOutcome::Rebuilt(bad)
+            }
+        };
+        let image = engine
+            .precompile_module(bytes)
+            .map_err(|e| Error::InvalidModule { module: module_path.to_owned(), reason: format!("{e:#}") })?;
+        let module = entry.store(engine, &image, module_path)?;
+        Ok((module, outcome))
+    }
+
+    /// The entry for `bytes` compiled by `engine`.
+    fn entry(&self, engine: &Engine, bytes: &[u8]) -> Entry<'_> {
+        let key = format!("{}-{}", hex::encode(Sha256::digest(bytes)), engine_hash(engine));
+        Entry {
+            dir: &self.dir,
+            artifact: self.dir.join(format!("{key}.cwasm")),
+            checksum: self.dir.join(format!("{key}.sha256")),
+        }
+    }
+}
+
+/// 128 bits of sha256 over the engine's compatibility hash, in hex. sha256 rather than std's
+/// `DefaultHasher`, whose algorithm may change between Rust releases: keys must be stable on disk.
+fn engine_hash(engine: &Engine) -> String {
+    let mut hasher = Sha256Hasher(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hex::encode(&hasher.0.finalize()[..16])
+}
+
+/// Feeds a `Hash` impl into sha256.
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        let digest = self.0.clone().finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_le_bytes(first)
+    }
+}
+
+/// One key's two files.
+struct Entry<'a> {
+    dir: &'a Path,
+    artifact: PathBuf,
+    checksum: PathBuf,
+}
+
+impl Entry<'_> {
+    /// `Ok(None)` when there is no entry; `Err` when there is one that must not be used.
+    fn load(&self, engine: &Engine) -> Result<Option<Module>, BadEntry> {
+        let unreadable = |e: io::Error| BadEntry::Unreadable(e.to_string());
+        let mut file = match File::open(&self.artifact) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(unreadable(e)),
+        };
+        let expected = match std::fs::read_to_string(&self.checksum) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(BadEntry::MissingChecksum),
+            Err(e) => return Err(unreadable(e)),
+        };
+        let mut hasher = Sha256::new();
+        io::copy(&mut file, &mut hasher).map_err(unreadable)?;
+        if hex::encode(hasher.finalize()) != expected.trim() {
+            return Err(BadEntry::ChecksumMismatch);
+        }
+        // SAFETY: `deserialize_open_file` trusts that the file is an image wasmtime produced and
+        // that it does not change while the module lives. The file is in our cache directory and
+        // was written only by `Entry::write` (this code: temp file, fsync, rename, so it is never
+        // seen half-written and never modified in place afterwards; a rebuild renames a new file
+        // over the name and leaves this inode intact). Its bytes, read through this same open
+        // file, hash to the checksum written beside it, so it is the complete image that was
+        // written, and wasmtime itself still checks that the image's engine settings match
+        // `engine`. Hashing and mapping the same handle leaves no window for a swap between them.
+        let module = unsafe { Module::deserialize_open_file(engine, file) }
+            .map_err(|e| BadEntry::Rejected(format!("{e:#}")))?;
+        Ok(Some(module))
+    }
+
+    /// Best effort: a file that cannot be deleted is overwritten by the rebuild's rename anyway.
+    fn remove(&self) {
+        for path in [&self.checksum, &self.artifact] {
+            if let Err(e) = std::fs::remove_file(path) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!(path = %path.display(), "cannot delete artifact cache file: {e}");
+                }
+            }
+        }
+    }
+
+    /// Writes `image` as this entry and maps it from the written file (so a first run gets the
+    /// same mapped, copy-on-write image as later ones). Falls back to the image in memory when
+    /// the cache cannot be written.
+    fn store(&self, engine: &Engine, image: &[u8], module_path: &Path) -> Result<Module, Error> {
+        match self.write(image) {
+            // SAFETY: `file` is the handle we just wrote `image` to, fsynced and renamed into
+            // place; the image is `engine.precompile_module`'s output for this same engine. No
+            // code modifies a cache file in place (see `Entry::load`).
+            Ok(file) => match unsafe { Module::deserialize_open_file(engine, file) } {
+                Ok(module) => return Ok(module),
+                Err(e) => tracing::warn!(
+                    module = %module_path.display(),
+                    entry = %self.artifact.display(),
+                    "cannot map the artifact just written (using it from memory): {e:#}"
+                ),
+            },
+            Err(e) => tracing::warn!(
+                module = %module_path.display(),
+                dir = %self.dir.display(),
+                "cannot write to the artifact cache (module compiled, not cached): {e}"
+            ),
+        }
+        // SAFETY: `image` is `engine.precompile_module`'s output for this same engine, in memory.
+        unsafe { Module::deserialize(engine, image) }
+            .map_err(|e| Error::InvalidModule { module: module_path.to_owned(), reason: format!("{e:#}") })
+    }
+
+    /// The `.cwasm` first, then its checksum: a crash in between leaves a `.cwasm` without a
+    /// checksum, which `load` rejects. Returns the written `.cwasm`, still open.
+    fn write(&self, image: &[u8]) -> io::Result<File> {
+        let artifact = self.write_atomically(image, &self.artifact)?;
+        let checksum = format!("{}\n", hex::encode(Sha256::digest(image)));
+        self.write_atomically(checksum.as_bytes(), &self.checksum)?;
+        // Make the renames themselves durable.
+        File::open(self.dir)?.sync_all()?;
+        Ok(artifact)
+    }
+
+    fn write_atomically(&self, bytes: &[u8], path: &Path) -> io::Result<File> {
+        let mut temp = tempfile::NamedTempFile::new_in(self.dir)?;
+        temp.write_all(bytes)?;
+        temp.as_file().sync_all()?;
+        temp.persist(path).map_err(|e| e.error)
+    }
+}
+
+impl fmt::Display for CacheOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CacheOutcome::Hit => f.write_str("hit"),
+            CacheOutcome::Miss => f.write_str("compiled"),
+            CacheOutcome::Rebuilt(_) => f.write_str("rebuilt"),
+        }
+    }
+}
+
+impl fmt::Display for BadEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BadEntry::MissingChecksum => f.write_str("checksum file missing"),
+            BadEntry::ChecksumMismatch => f.write_str("checksum mismatch"),
+            BadEntry::Unreadable(e) => write!(f, "unreadable: {e}"),
+            BadEntry::Rejected(e) => write!(f, "refused by wasmtime: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::{Config, Instance, Store};
+
+    const ANSWER: &str = r#"(module (func (export "answer") (result i32) i32.const 42))"#;
+
+    fn engine() -> Engine {
+        Engine::new(&Config::new()).unwrap()
+    }
+
+    /// Instantiates `module` and calls its `answer` export.
+    fn answer(engine: &Engine, module: &Module) -> i32 {
+        let mut store = Store::new(engine, ());
+        // Engines with epoch interruption trap at once without a deadline; nothing ticks here.
+        store.set_epoch_deadline(1);
+        let instance = Instance::new(&mut store, module, &[]).unwrap();
+        instance.get_typed_func::<(), i32>(&mut store, "answer").unwrap().call(&mut store, ()).unwrap()
+    }
+
+    fn load(cache: &ArtifactCache, engine: &Engine) -> CacheOutcome {
+        let (module, outcome) =
+            cache.load_or_compile(engine, ANSWER.as_bytes(), "answer.wat".as_ref()).unwrap();
+        assert_eq!(answer(engine, &module), 42);
+        outcome
+    }
+
+    /// The one `.cwasm` in the cache.
+    fn artifact(cache: &ArtifactCache) -> PathBuf {
+        let mut found = files(cache, "cwasm");
+        assert_eq!(found.len(), 1, "{found:?}");
+        found.remove(0)
+    }
+
+    fn files(cache: &ArtifactCache, extension: &str) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(cache.dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == extension))
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// Replaces `path`'s bytes by rename, as a crash-free tamperer would (never in place, so no
+    /// live mapping sees it).
+    fn replace(path: &Path, bytes: &[u8]) {
+        let temp = path.with_extension("tampered");
+        std::fs::write(&temp, bytes).unwrap();
+        std::fs::rename(&temp, path).unwrap();
+    }
+
+    #[test]
+    fn open_creates_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::open(dir.path().join("a/b")).unwrap();
+        assert!(cache.dir().is_dir());
+    }
+
+    #[test]
+    fn first_load_compiles_and_second_maps_the_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::open(dir.path()).unwrap();
+        let engine = engine();
+        assert_eq!(load(&cache, &engine), CacheOutcome::Miss);
+        assert_eq!(load(&cache, &engine), CacheOutcome::Hit);
+        // A second process (a new engine with the same settings) hits too.
+        assert_eq!(load(&cache, &Engine::new(&Config::new()).unwrap()), CacheOutcome::Hit);
+        assert_eq!(files(&cache, "sha256").len(), 1);
+        let name = artifact(&cache).file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with(&hex::encode(Sha256::digest(ANSWER))), "{name}");
+    }
+
+    #[test]
+    fn corrupted_entry_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::open(dir.path()).unwrap();
+        let engine = engine();
+        load(&cache, &engine);
+        let path = artifact(&cache);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let middle = bytes.len() / 2;
+        for byte in &mut bytes[middle..middle + 16] {
+            *byte ^= 0xff;
+        }
+        replace(&path, &bytes);
+        assert_eq!(load(&cache, &engine), CacheOutcome::Rebuilt(BadEntry::ChecksumMismatch));
+        assert_eq!(load(&cache, &engine), CacheOutcome::Hit);
+    }
+
+    #[test]
+    fn truncated_entry_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::open(dir.path()).unwrap();
+        let engine = engine();
+        load(&cache, &engine);
+        let path = artifact(&cache);
+        let bytes = std::fs::read(&path).unwrap();
+        replace(&path, &bytes[..bytes.len() / 3]);
+        assert_eq!(load(&cache, &engine), CacheOutcome::Rebuilt(BadEntry::ChecksumMismatch));
+        assert_eq!(load(&cache, &engine), CacheOutcome::Hit);
+
+        replace(&path, b"");
+        assert_eq!(load(&cache, &engine), CacheOutcome::Rebuilt(BadEntry::ChecksumMismatch));
+    }
+
+    #[test]
+    fn entry_without_checksum_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::open(dir.path()).unwrap();
+        let engine = engine();
+        load(&cache, &engine);
+        std::fs::remove_file(&files(&cache, "sha256")[0]).unwrap();
+        assert_eq!(load(&cache, &engine), CacheOutcome::Rebuilt(BadEntry::MissingChecksum));
+        assert_eq!(load(&cache, &engine), CacheOutcome::Hit);
+    }
+
+    #[test]
+    fn each_engine_config_gets_its_own_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::open(dir.path()).unwrap();
+        let plain = engine();
+        let epochs = Engine::new(Config::new().epoch_interruption(true)).unwrap();
+        assert_ne!(engine_hash(&plain), engine_hash(&epochs));
+        assert_eq!(load(&cache, &plain), CacheOutcome::Miss);
+        assert_eq!(load(&cache, &epochs), CacheOutcome::Miss);
+        assert_eq!(files(&cache, "cwasm").len(), 2);
+        assert_eq!(load(&cache, &plain), CacheOutcome::Hit);
+        assert_eq!(load(&cache, &epochs), CacheOutcome::Hit);
+    }
+
+    #[test]
+    fn foreign_entry_under_our_key_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::open(dir.path()).unwrap();
+        let ours = engine();
+        let foreign = Engine::new(Config::new().epoch_interruption(true)).unwrap();
+        load(&cache, &foreign);
+        let foreign_artifact = artifact(&cache);
+        let foreign_checksum = foreign_artifact.with_extension("sha256");
+
+        // A foreign image with its valid checksum, copied under our key: only wasmtime's own
+        // engine check can tell, and it must.
+        let entry = cache.entry(&ours, ANSWER.as_bytes());
+        std::fs::copy(&foreign_artifact, &entry.artifact).unwrap();
+        std::fs::copy(&foreign_checksum, &entry.checksum).unwrap();
+        match load(&cache, &ours) {
+            CacheOutcome::Rebuilt(BadEntry::Rejected(reason)) => assert!(!reason.is_empty()),
+            other => panic!("expected a rejected entry, got {other:?}"),
+        }
+        assert_eq!(load(&cache, &ours), CacheOutcome::Hit);
+        // The foreign engine's own entry is untouched.
+        assert_eq!(load(&cache, &foreign), CacheOutcome::Hit);
+    }
+
+    #[test]
+    fn pool_size_does_not_change_the_key() {
+        // `wasmpod run`, `serve` and `compile` size the pool differently and must share entries.
+        let small = crate::build_engine(&crate::EngineOptions { max_instances: 2, ..Default::default() });
+        let large = crate::build_engine(&crate::EngineOptions { max_instances: 8, ..Default::default() });
+        assert_eq!(engine_hash(&small.unwrap()), engine_hash(&large.unwrap()));
+    }
+
+    #[test]
+    fn invalid_module_is_an_error_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::open(dir.path()).unwrap();
+        let err =
+            cache.load_or_compile(&engine(), b"\0asm\x01\0\0\0garbage", "junk.wasm".as_ref()).unwrap_err();
+        assert!(err.to_string().contains("junk.wasm"), "{err}");
+        assert!(files(&cache, "cwasm").is_empty());
+    }
+
+    #[test]
+    fn unwritable_cache_still_compiles() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::open(dir.path().join("gone")).unwrap();
+        std::fs::remove_dir(cache.dir()).unwrap();
+        assert_eq!(load(&cache, &engine()), CacheOutcome::Miss);
+    }
+}
