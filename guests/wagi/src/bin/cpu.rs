@@ -1,5 +1,7 @@
 //! CPU-bound: `iters=<n>` (default 50_000_000) rounds of xorshift64 with no WASI calls.
 
+use wagi_guests::query_param;
+
 fn main() {
     let iters = query_param("iters").unwrap_or(50_000_000);
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -10,12 +12,4 @@ fn main() {
         x = std::hint::black_box(x);
     }
     print!("content-type: text/plain\n\nresult={x}\n");
-}
-
-fn query_param(name: &str) -> Option<u64> {
-    let qs = std::env::var("QUERY_STRING").ok()?;
-    qs.split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == name)
-        .and_then(|(_, v)| v.parse().ok())
 }

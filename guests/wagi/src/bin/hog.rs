@@ -1,5 +1,7 @@
 //! Allocates `mb=<n>` MiB (default 1024) in touched 1 MiB chunks; traps if memory runs out.
 
+use wagi_guests::query_param;
+
 const MIB: usize = 1024 * 1024;
 
 fn main() {
@@ -14,12 +16,4 @@ fn main() {
     }
     std::hint::black_box(&chunks);
     print!("content-type: text/plain\n\nallocated {mb} MiB\n");
-}
-
-fn query_param(name: &str) -> Option<usize> {
-    let qs = std::env::var("QUERY_STRING").ok()?;
-    qs.split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == name)
-        .and_then(|(_, v)| v.parse().ok())
 }

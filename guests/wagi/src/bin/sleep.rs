@@ -1,6 +1,8 @@
 //! Sleeps `ms=<n>` milliseconds (default 200) via WASI `poll_oneoff`, reporting wall-clock
 //! start and end in milliseconds since the Unix epoch.
 
+use wagi_guests::query_param;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn main() {
@@ -13,12 +15,4 @@ fn main() {
 
 fn now_ms() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()
-}
-
-fn query_param(name: &str) -> Option<u64> {
-    let qs = std::env::var("QUERY_STRING").ok()?;
-    qs.split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == name)
-        .and_then(|(_, v)| v.parse().ok())
 }
