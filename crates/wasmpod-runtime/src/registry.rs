@@ -7,12 +7,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasmpod_wagi::{parse_routes_text, RouteMatch, RoutePattern, RouteTable};
+use wasmtime::component::Component;
 use wasmtime::{Engine, ExternType, Linker, Module, Store};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use crate::function::{yield_on_epoch, Function, WagiState};
-use crate::{build_engine, EngineOptions, EpochTicker, Error, FunctionSpec, GuestLog, RequestLimits};
+use crate::function::{Function, Prepared, WagiState};
+use crate::limits::yield_on_epoch;
+use crate::wasi_http::{HttpFunction, HttpState};
+use crate::{
+    build_engine, AllowedHosts, EngineOptions, EpochTicker, Error, FunctionSpec, GuestLog, RequestLimits,
+};
 
 /// How long a module's `_routes` export may run at load.
 const ROUTES_TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,11 +26,19 @@ const ROUTES_TIMEOUT: Duration = Duration::from_secs(10);
 /// The import module of WAGI's experimental outbound HTTP API.
 const WASI_EXPERIMENTAL_HTTP: &str = "wasi_experimental_http";
 
-/// The process's Wasm machinery: one engine, one WASI linker, one epoch clock.
+/// The process's Wasm machinery: one engine, one linker per kind of guest, one epoch clock.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<WagiState>,
+    /// WASI 0.2 plus `wasi:http`, for components.
+    component_linker: wasmtime::component::Linker<HttpState>,
     _ticker: EpochTicker,
+}
+
+/// A compiled guest: which kind it is was read from its bytes.
+enum Compiled {
+    Module(Module),
+    Component(Component),
 }
 
 impl Runtime {
@@ -36,8 +50,11 @@ impl Runtime {
             .map_err(link_error)?;
         wasmtime_wasi::p0::add_to_linker_async(&mut linker, |s: &mut WagiState| &mut s.wasi)
             .map_err(link_error)?;
+        let mut component_linker = wasmtime::component::Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut component_linker).map_err(link_error)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut component_linker).map_err(link_error)?;
         let ticker = EpochTicker::start(&engine);
-        Ok(Runtime { engine, linker, _ticker: ticker })
+        Ok(Runtime { engine, linker, component_linker, _ticker: ticker })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -58,8 +75,15 @@ impl Runtime {
         let modules = self.compile_all(specs).await?;
         let mut routes = RouteTable::default();
         for spec in specs {
-            let module = &modules[&spec.module];
             let spec = Arc::new(spec.clone());
+            let module = match &modules[&spec.module] {
+                Compiled::Module(module) => module,
+                Compiled::Component(component) => {
+                    let function = self.prepare_component(&spec, component, log_dir)?;
+                    routes.push(function.route.clone(), Arc::new(function));
+                    continue;
+                }
+            };
             let parent =
                 self.prepare(&spec, module, RoutePattern::parse(&spec.route), &spec.entrypoint, log_dir)?;
             if module.get_export("_routes").is_some() {
@@ -75,7 +99,7 @@ impl Runtime {
         Ok(Registry { routes })
     }
 
-    async fn compile_all(&self, specs: &[FunctionSpec]) -> Result<HashMap<PathBuf, Module>, Error> {
+    async fn compile_all(&self, specs: &[FunctionSpec]) -> Result<HashMap<PathBuf, Compiled>, Error> {
         let mut jobs: Vec<(PathBuf, String)> = Vec::new();
         for spec in specs {
             if !jobs.iter().any(|(path, _)| *path == spec.module) {
@@ -132,10 +156,43 @@ impl Runtime {
             log: GuestLog::open(log_dir, &name)?,
             route,
             spec: spec.clone(),
-            pre,
-            entrypoint: export,
-            entrypoint_name: entrypoint.to_owned(),
-            results,
+            prepared: Prepared::Wagi {
+                pre,
+                entrypoint: export,
+                entrypoint_name: entrypoint.to_owned(),
+                results,
+            },
+        })
+    }
+
+    /// Links a `wasi:http` component once (its `ProxyPre`) and parses its outbound allow-list.
+    /// A wildcard route hands the component the full request path.
+    fn prepare_component(
+        &self,
+        spec: &Arc<FunctionSpec>,
+        component: &Component,
+        log_dir: Option<&Path>,
+    ) -> Result<Function, Error> {
+        let route = RoutePattern::parse(&spec.route);
+        let name = route.text();
+        let module_error =
+            |reason: String| Error::Module { route: name.clone(), module: spec.module.clone(), reason };
+        let pre =
+            self.component_linker.instantiate_pre(component).map_err(|e| module_error(format!("{e:#}")))?;
+        let pre = ProxyPre::new(pre).map_err(|e| {
+            module_error(format!("a component must export wasi:http/incoming-handler (0.2.x): {e:#}"))
+        })?;
+        let allowed_hosts = AllowedHosts::parse(&spec.allowed_hosts).map_err(module_error)?;
+        Ok(Function {
+            name: Arc::from(name.as_str()),
+            log: GuestLog::open(log_dir, &name)?,
+            route,
+            spec: spec.clone(),
+            prepared: Prepared::Http(HttpFunction {
+                pre,
+                allowed_hosts: Arc::new(allowed_hosts),
+                outbound_denied: Default::default(),
+            }),
         })
     }
 
@@ -152,7 +209,10 @@ impl Runtime {
         let mut store = Store::new(&self.engine, WagiState::new(wasi, &RequestLimits::default()));
         yield_on_epoch(&mut store);
         let call = async {
-            let instance = parent.pre.instantiate_async(&mut store).await?;
+            let Prepared::Wagi { pre, .. } = &parent.prepared else {
+                return Err(wasmtime::format_err!("not a WAGI module"));
+            };
+            let instance = pre.instantiate_async(&mut store).await?;
             let func = instance.get_typed_func::<(), ()>(&mut store, "_routes")?;
             func.call_async(&mut store, ()).await
         };
@@ -178,10 +238,10 @@ impl Runtime {
 fn compile_in_parallel(
     engine: &Engine,
     jobs: Vec<(PathBuf, String)>,
-) -> Result<Vec<(PathBuf, Module)>, Error> {
+) -> Result<Vec<(PathBuf, Compiled)>, Error> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Result<(PathBuf, Module), Error>>> = Mutex::new(Vec::with_capacity(jobs.len()));
+    let results: Mutex<Vec<Result<(PathBuf, Compiled), Error>>> = Mutex::new(Vec::with_capacity(jobs.len()));
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..workers {
@@ -203,19 +263,46 @@ fn compile_in_parallel(
     Ok(compiled)
 }
 
-fn compile_one(engine: &Engine, path: &Path, route: &str) -> Result<Module, Error> {
+/// Compiles a file as a core module or a component, whichever its bytes say it is (no setting:
+/// the same `module = "x.wasm"` serves both).
+fn compile_one(engine: &Engine, path: &Path, route: &str) -> Result<Compiled, Error> {
     let module_error =
         |reason: String| Error::Module { route: route.to_owned(), module: path.to_owned(), reason };
     let bytes = std::fs::read(path).map_err(|e| module_error(format!("cannot read: {e}")))?;
     let start = Instant::now();
-    let module = Module::new(engine, &bytes).map_err(|e| module_error(format!("invalid module: {e:#}")))?;
+    let compiled = if is_component(&bytes) {
+        Compiled::Component(
+            Component::new(engine, &bytes).map_err(|e| module_error(format!("invalid component: {e:#}")))?,
+        )
+    } else {
+        Compiled::Module(
+            Module::new(engine, &bytes).map_err(|e| module_error(format!("invalid module: {e:#}")))?,
+        )
+    };
     tracing::info!(
         module = %path.display(),
+        kind = if matches!(compiled, Compiled::Component(_)) { "component" } else { "module" },
         bytes = bytes.len(),
         compile_ms = start.elapsed().as_millis() as u64,
         "compiled"
     );
-    Ok(module)
+    Ok(compiled)
+}
+
+/// A binary says so in its header's layer field (what `wasmparser::Parser::is_component`
+/// reads); a `.wat` file by its first form.
+fn is_component(bytes: &[u8]) -> bool {
+    if bytes.starts_with(b"\0asm") {
+        // The 16-bit layer field after the version: 0 for a core module, 1 for a component.
+        return bytes.get(6..8) == Some(&[1, 0]);
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let mut rest = text.trim_start();
+    // Skip leading `;;` line comments.
+    while let Some(comment) = rest.strip_prefix(";;") {
+        rest = comment.split_once('\n').map_or("", |(_, after)| after).trim_start();
+    }
+    rest.starts_with("(component")
 }
 
 /// The loaded functions behind their routes, in WAGI's precedence order.
