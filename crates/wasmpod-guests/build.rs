@@ -1,5 +1,6 @@
-//! Builds the guests workspace (`<repo>/guests`) for `wasm32-wasip1` in release mode and
-//! generates `$OUT_DIR/guests.rs` with the absolute path of every guest binary.
+//! Builds the guests workspace (`<repo>/guests`) in release mode — the WAGI guests for
+//! `wasm32-wasip1`, the `wasi:http` component for `wasm32-wasip2` — and generates
+//! `$OUT_DIR/guests.rs` with the absolute path of every guest binary.
 
 use std::env;
 use std::fmt::Write as _;
@@ -7,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip1";
+/// The target of the `wasi:http` component (`guests/http`).
+const COMPONENT_TARGET: &str = "wasm32-wasip2";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
@@ -21,12 +24,14 @@ fn main() {
         guests.join("Cargo.toml"),
         guests.join("Cargo.lock"),
         guests.join("wagi").join("Cargo.toml"),
+        guests.join("http"),
         wat_dir.clone(),
     ] {
         println!("cargo:rerun-if-changed={}", path.display());
     }
 
-    build_guests(&guests, &target_dir);
+    build_guests(&guests, &target_dir, "wagi-guests", TARGET);
+    build_guests(&guests, &target_dir, "http-guest", COMPONENT_TARGET);
 
     let out = target_dir.join(TARGET).join("release");
     let mut names = bin_names(&bin_dir);
@@ -48,6 +53,15 @@ fn main() {
         .unwrap();
         write!(all, "({name:?}, {konst}), ").unwrap();
     }
+    let component = target_dir.join(COMPONENT_TARGET).join("release").join("http_guest.wasm");
+    assert!(component.is_file(), "guest not built: {}", component.display());
+    println!("cargo:rerun-if-changed={}", component.display());
+    writeln!(
+        code,
+        "/// `guests/http`, a `wasi:http/proxy` component built for `{COMPONENT_TARGET}`.\npub const HTTP_COMPONENT: &str = {:?};",
+        component.to_str().expect("non-UTF-8 guest path")
+    )
+    .unwrap();
     let wat_dir = wat_dir.to_str().expect("non-UTF-8 guests/wat path");
     writeln!(code, "/// The WAT fixtures directory, `guests/wat`.\npub const WAT_DIR: &str = {wat_dir:?};")
         .unwrap();
@@ -61,15 +75,17 @@ fn main() {
     std::fs::write(&dest, code).expect("write guests.rs");
 }
 
-/// Runs `cargo build --release --target wasm32-wasip1` on the guests workspace, with an
+/// Runs `cargo build --release -p <package> --target <target>` on the guests workspace, with an
 /// environment scrubbed of everything that would leak the outer build into it.
-fn build_guests(guests: &Path, target_dir: &Path) {
+fn build_guests(guests: &Path, target_dir: &Path, package: &str, target: &str) {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.arg("build")
         .arg("--release")
+        .arg("-p")
+        .arg(package)
         .arg("--target")
-        .arg(TARGET)
+        .arg(target)
         .arg("--manifest-path")
         .arg(guests.join("Cargo.toml"))
         .arg("--target-dir")
@@ -111,7 +127,7 @@ fn build_guests(guests: &Path, target_dir: &Path) {
         || stderr.contains("can't find crate for `std`")
         || stderr.contains("can't find crate for `core`")
     {
-        panic!("wasm32-wasip1 target missing: run 'rustup target add wasm32-wasip1'\n\n{stderr}");
+        panic!("{target} target missing: run 'rustup target add {target}'\n\n{stderr}");
     }
     panic!(
         "building the guests failed ({}):\n{}\n{stderr}",

@@ -1,5 +1,6 @@
 //! The test and benchmark guests built from `guests/`: Rust WAGI functions compiled to
-//! `wasm32-wasip1` by this crate's build script, plus the WAT fixtures in `guests/wat`.
+//! `wasm32-wasip1` and a `wasi:http` component compiled to `wasm32-wasip2` by this crate's build
+//! script, plus the WAT fixtures in `guests/wat`.
 //! Tests and benches depend on it to get the paths of the `.wasm` files; the server itself
 //! never does.
 
@@ -24,6 +25,14 @@ mod tests {
             let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
             assert!(bytes.starts_with(b"\0asm"), "{path} is not a wasm module");
         }
+    }
+
+    #[test]
+    fn the_http_guest_is_a_component() {
+        let bytes = std::fs::read(HTTP_COMPONENT).unwrap();
+        // The header's layer field: 0 for a core module, 1 for a component.
+        assert_eq!(&bytes[..4], b"\0asm");
+        assert_eq!(&bytes[6..8], &[1, 0], "{HTTP_COMPONENT} is not a component");
     }
 
     #[test]

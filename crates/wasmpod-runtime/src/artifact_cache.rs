@@ -21,6 +21,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
 use crate::Error;
@@ -35,13 +36,84 @@ use crate::Error;
 /// let engine = wasmtime::Engine::default();
 /// let cache = wasmpod_runtime::ArtifactCache::open("/var/cache/wasmpod")?;
 /// let bytes = std::fs::read("app.wasm")?;
-/// let (module, outcome) = cache.load_or_compile(&engine, &bytes, "app.wasm".as_ref())?;
+/// let (module, outcome) = cache.load_or_compile::<wasmtime::Module>(&engine, &bytes, "app.wasm".as_ref())?;
 /// println!("{outcome}: {} exports", module.exports().count());
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
 pub struct ArtifactCache {
     dir: PathBuf,
+}
+
+/// Code wasmtime can precompile to an image and map back: core modules and components (their
+/// images are not interchangeable, and wasmtime refuses one kind's image as the other).
+pub trait Artifact: Sized {
+    /// Compiles `bytes` (binary or text) to an image for `engine`.
+    fn precompile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Vec<u8>>;
+
+    /// Maps an image from an open file.
+    ///
+    /// # Safety
+    /// As `Module::deserialize_open_file`: the file holds an image wasmtime produced and does not
+    /// change while the artifact lives.
+    unsafe fn deserialize_open_file(engine: &Engine, file: File) -> wasmtime::Result<Self>;
+
+    /// Loads an image from memory.
+    ///
+    /// # Safety
+    /// As `Module::deserialize`: `image` is an image wasmtime produced.
+    unsafe fn deserialize(engine: &Engine, image: &[u8]) -> wasmtime::Result<Self>;
+}
+
+impl Artifact for Module {
+    fn precompile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Vec<u8>> {
+        engine.precompile_module(bytes)
+    }
+
+    unsafe fn deserialize_open_file(engine: &Engine, file: File) -> wasmtime::Result<Self> {
+        // SAFETY: forwarded to the caller.
+        unsafe { Module::deserialize_open_file(engine, file) }
+    }
+
+    unsafe fn deserialize(engine: &Engine, image: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: forwarded to the caller.
+        unsafe { Module::deserialize(engine, image) }
+    }
+}
+
+impl Artifact for Component {
+    fn precompile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Vec<u8>> {
+        engine.precompile_component(bytes)
+    }
+
+    /// wasmtime 48 maps components only by path. `/proc/self/fd/N` reopens the very inode behind
+    /// `file` (a magic link, not a name lookup in the cache directory), which keeps the property
+    /// the cache relies on: what is mapped is what was hashed.
+    unsafe fn deserialize_open_file(engine: &Engine, file: File) -> wasmtime::Result<Self> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+            // SAFETY: forwarded to the caller; `file` stays open until the mapping is made.
+            let component = unsafe { Component::deserialize_file(engine, &path) };
+            drop(file);
+            component
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            use std::io::Read;
+            let mut image = Vec::new();
+            let mut file = file;
+            file.read_to_end(&mut image)?;
+            // SAFETY: forwarded to the caller.
+            unsafe { Component::deserialize(engine, &image) }
+        }
+    }
+
+    unsafe fn deserialize(engine: &Engine, image: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: forwarded to the caller.
+        unsafe { Component::deserialize(engine, image) }
+    }
 }
 
 /// Where a module's code came from.
@@ -80,18 +152,18 @@ impl ArtifactCache {
         &self.dir
     }
 
-    /// The module for `bytes` (Wasm binary or text): mapped from the cache when a verified entry
-    /// exists, else compiled and written to the cache first. `module_path` only names the module
+    /// The module or component for `bytes` (Wasm binary or text): mapped from the cache when a
+    /// verified entry exists, else compiled and written to the cache first. `module_path` only names the module
     /// in errors and logs.
     ///
     /// Failing to write the cache is not an error (the module is compiled and used from memory,
     /// with a warning); an invalid module is.
-    pub fn load_or_compile(
+    pub fn load_or_compile<A: Artifact>(
         &self,
         engine: &Engine,
         bytes: &[u8],
         module_path: &Path,
-    ) -> Result<(Module, CacheOutcome), Error> {
+    ) -> Result<(A, CacheOutcome), Error> {
         let entry = self.entry(engine, bytes);
         let outcome = match entry.load(engine) {
             Ok(Some(module)) => return Ok((module, CacheOutcome::Hit)),
@@ -107,11 +179,20 @@ impl ArtifactCache {
                 CacheOutcome::Rebuilt(bad)
             }
         };
-        let image = engine
-            .precompile_module(bytes)
+        let image = A::precompile(engine, bytes)
             .map_err(|e| Error::InvalidModule { module: module_path.to_owned(), reason: format!("{e:#}") })?;
         let module = entry.store(engine, &image, module_path)?;
         Ok((module, outcome))
+    }
+
+    /// Makes sure `bytes` (a module or a component, told apart as `serve` does) has a verified
+    /// entry, compiling it if not: what `wasmpod compile` does to warm a cache ahead of a rollout.
+    pub fn fill(&self, engine: &Engine, bytes: &[u8], module_path: &Path) -> Result<CacheOutcome, Error> {
+        Ok(if crate::is_component(bytes) {
+            self.load_or_compile::<Component>(engine, bytes, module_path)?.1
+        } else {
+            self.load_or_compile::<Module>(engine, bytes, module_path)?.1
+        })
     }
 
     /// The entry for `bytes` compiled by `engine`.
@@ -158,7 +239,7 @@ struct Entry<'a> {
 
 impl Entry<'_> {
     /// `Ok(None)` when there is no entry; `Err` when there is one that must not be used.
-    fn load(&self, engine: &Engine) -> Result<Option<Module>, BadEntry> {
+    fn load<A: Artifact>(&self, engine: &Engine) -> Result<Option<A>, BadEntry> {
         let unreadable = |e: io::Error| BadEntry::Unreadable(e.to_string());
         let mut file = match File::open(&self.artifact) {
             Ok(file) => file,
@@ -183,7 +264,7 @@ impl Entry<'_> {
         // file, hash to the checksum written beside it, so it is the complete image that was
         // written, and wasmtime itself still checks that the image's engine settings match
         // `engine`. Hashing and mapping the same handle leaves no window for a swap between them.
-        let module = unsafe { Module::deserialize_open_file(engine, file) }
+        let module = unsafe { A::deserialize_open_file(engine, file) }
             .map_err(|e| BadEntry::Rejected(format!("{e:#}")))?;
         Ok(Some(module))
     }
@@ -202,12 +283,12 @@ impl Entry<'_> {
     /// Writes `image` as this entry and maps it from the written file (so a first run gets the
     /// same mapped, copy-on-write image as later ones). Falls back to the image in memory when
     /// the cache cannot be written.
-    fn store(&self, engine: &Engine, image: &[u8], module_path: &Path) -> Result<Module, Error> {
+    fn store<A: Artifact>(&self, engine: &Engine, image: &[u8], module_path: &Path) -> Result<A, Error> {
         match self.write(image) {
             // SAFETY: `file` is the handle we just wrote `image` to, fsynced and renamed into
             // place; the image is `engine.precompile_module`'s output for this same engine. No
             // code modifies a cache file in place (see `Entry::load`).
-            Ok(file) => match unsafe { Module::deserialize_open_file(engine, file) } {
+            Ok(file) => match unsafe { A::deserialize_open_file(engine, file) } {
                 Ok(module) => return Ok(module),
                 Err(e) => tracing::warn!(
                     module = %module_path.display(),
@@ -222,7 +303,7 @@ impl Entry<'_> {
             ),
         }
         // SAFETY: `image` is `engine.precompile_module`'s output for this same engine, in memory.
-        unsafe { Module::deserialize(engine, image) }
+        unsafe { A::deserialize(engine, image) }
             .map_err(|e| Error::InvalidModule { module: module_path.to_owned(), reason: format!("{e:#}") })
     }
 
@@ -289,7 +370,7 @@ mod tests {
 
     fn load(cache: &ArtifactCache, engine: &Engine) -> CacheOutcome {
         let (module, outcome) =
-            cache.load_or_compile(engine, ANSWER.as_bytes(), "answer.wat".as_ref()).unwrap();
+            cache.load_or_compile::<Module>(engine, ANSWER.as_bytes(), "answer.wat".as_ref()).unwrap();
         assert_eq!(answer(engine, &module), 42);
         outcome
     }
@@ -423,6 +504,32 @@ mod tests {
     }
 
     #[test]
+    fn components_are_cached_and_mapped_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::open(dir.path()).unwrap();
+        let engine = engine();
+        let component = b"(component (core module (func (export \"f\"))))";
+        assert_eq!(cache.fill(&engine, component, "c.wat".as_ref()).unwrap(), CacheOutcome::Miss);
+        let (mapped, outcome) =
+            cache.load_or_compile::<Component>(&engine, component, "c.wat".as_ref()).unwrap();
+        assert_eq!(outcome, CacheOutcome::Hit);
+        assert_eq!(mapped.component_type().exports(&engine).count(), 0);
+        // A module's image is refused as a component (and rebuilt), never misread.
+        let module_image = engine.precompile_module(ANSWER.as_bytes()).unwrap();
+        let path = artifact(&cache);
+        replace(&path, &module_image);
+        std::fs::write(
+            files(&cache, "sha256")[0].clone(),
+            format!("{}\n", hex::encode(Sha256::digest(&module_image))),
+        )
+        .unwrap();
+        match cache.load_or_compile::<Component>(&engine, component, "c.wat".as_ref()).unwrap().1 {
+            CacheOutcome::Rebuilt(BadEntry::Rejected(_)) => {}
+            other => panic!("expected a rejected entry, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn pool_size_does_not_change_the_key() {
         // `wasmpod run`, `serve` and `compile` size the pool differently and must share entries.
         let small = crate::build_engine(&crate::EngineOptions { max_instances: 2, ..Default::default() });
@@ -434,8 +541,9 @@ mod tests {
     fn invalid_module_is_an_error_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let cache = ArtifactCache::open(dir.path()).unwrap();
-        let err =
-            cache.load_or_compile(&engine(), b"\0asm\x01\0\0\0garbage", "junk.wasm".as_ref()).unwrap_err();
+        let err = cache
+            .load_or_compile::<Module>(&engine(), b"\0asm\x01\0\0\0garbage", "junk.wasm".as_ref())
+            .unwrap_err();
         assert!(err.to_string().contains("junk.wasm"), "{err}");
         assert!(files(&cache, "cwasm").is_empty());
     }

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wasmpod_wagi::{parse_output, CgiResponse, RoutePattern};
-use wasmtime::{Extern, InstancePre, ModuleExport, Store, UpdateDeadline, Val};
+use wasmtime::{Extern, InstancePre, ModuleExport, Store, Val};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
-use crate::limits::{CpuQuota, MemoryLimiter};
+use crate::limits::{yield_on_epoch, CpuQuota, GuestLimits, MemoryLimiter};
 use crate::{FunctionSpec, GuestLog, RequestLimits, RunError};
 
 /// The most a guest may print to stdout for one response (a larger write traps: 500).
@@ -38,29 +38,27 @@ impl WagiState {
     }
 }
 
-/// Makes a store's guest yield at every epoch tick (so it never holds a worker thread), sleeping
-/// out the rest of the period when it has spent its CPU quota.
-pub(crate) fn yield_on_epoch(store: &mut Store<WagiState>) {
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|mut ctx| {
-        let pause = match ctx.data_mut().cpu.as_mut() {
-            Some(quota) => quota.on_tick(),
-            None => Box::pin(tokio::task::yield_now()),
-        };
-        Ok(UpdateDeadline::YieldCustom(1, pause))
-    });
+impl GuestLimits for WagiState {
+    fn cpu_quota(&mut self) -> Option<&mut CpuQuota> {
+        self.cpu.as_mut()
+    }
 }
 
-/// One routable function: a module prepared once, and which export a request calls.
+/// One routable function: a module or component prepared once, and how a request enters it.
 pub struct Function {
     pub(crate) route: RoutePattern,
     pub(crate) name: Arc<str>,
     pub(crate) spec: Arc<FunctionSpec>,
-    pub(crate) pre: InstancePre<WagiState>,
-    pub(crate) entrypoint: ModuleExport,
-    pub(crate) entrypoint_name: String,
-    pub(crate) results: usize,
+    pub(crate) prepared: Prepared,
     pub(crate) log: GuestLog,
+}
+
+/// What was prepared at load, by the kind of guest.
+pub(crate) enum Prepared {
+    /// A WAGI core module: the instance and which export a request calls.
+    Wagi { pre: InstancePre<WagiState>, entrypoint: ModuleExport, entrypoint_name: String, results: usize },
+    /// A `wasi:http/incoming-handler` component.
+    Http(crate::wasi_http::HttpFunction),
 }
 
 /// What a WAGI request hands its guest.
@@ -94,8 +92,18 @@ impl Function {
         &self.spec
     }
 
+    /// The export a WAGI request calls; a component's is `wasi:http/incoming-handler`.
     pub fn entrypoint(&self) -> &str {
-        &self.entrypoint_name
+        match &self.prepared {
+            Prepared::Wagi { entrypoint_name, .. } => entrypoint_name,
+            Prepared::Http(_) => crate::wasi_http::INCOMING_HANDLER,
+        }
+    }
+
+    /// Whether this function is a `wasi:http` component (served by [`Function::serve_http`])
+    /// rather than a WAGI module (served by [`Function::run`]).
+    pub fn is_component(&self) -> bool {
+        matches!(self.prepared, Prepared::Http(_))
     }
 
     /// Runs one request in a fresh instance and parses what it printed.
@@ -103,24 +111,27 @@ impl Function {
     /// A trap, a non-zero exit, a blown memory grant or the time limit end this request only: the
     /// instance is dropped, its pool slot returns, and the caller turns the error into a 5xx.
     pub async fn run(&self, input: WagiInput, limits: &RequestLimits) -> Result<Outcome, RunError> {
+        let Prepared::Wagi { pre, entrypoint, entrypoint_name, results } = &self.prepared else {
+            return Err(RunError::Instantiate(format!("{} is a component, not a WAGI module", self.name)));
+        };
         let stdout = MemoryOutputPipe::new(MAX_STDOUT_BYTES);
-        let mut store = self.new_store(input, stdout.clone(), limits);
+        let mut store = self.new_store(pre, input, stdout.clone(), limits);
         let timeout = limits.timeout;
         let mut instantiate = Duration::ZERO;
 
         let result = tokio::time::timeout(timeout, async {
             let start = Instant::now();
-            let instance = self.pre.instantiate_async(&mut store).await.map_err(instantiate_error)?;
+            let instance = pre.instantiate_async(&mut store).await.map_err(instantiate_error)?;
             instantiate = start.elapsed();
-            let Some(Extern::Func(func)) = instance.get_module_export(&mut store, &self.entrypoint) else {
-                return Err(RunError::Trap(format!("export {:?} is not a function", self.entrypoint_name)));
+            let Some(Extern::Func(func)) = instance.get_module_export(&mut store, entrypoint) else {
+                return Err(RunError::Trap(format!("export {entrypoint_name:?} is not a function")));
             };
-            let mut results = [const { Val::I32(0) }; 4];
-            let results = results.get_mut(..self.results).unwrap_or_default();
+            let mut values = [const { Val::I32(0) }; 4];
+            let values = values.get_mut(..*results).unwrap_or_default();
             if let Some(quota) = &store.data().cpu {
                 quota.resume_here();
             }
-            match func.call_async(&mut store, &[], results).await {
+            match func.call_async(&mut store, &[], values).await {
                 Ok(()) => Ok(()),
                 Err(e) => exit_or_error(e, &store),
             }
@@ -141,6 +152,7 @@ impl Function {
 
     fn new_store(
         &self,
+        pre: &InstancePre<WagiState>,
         input: WagiInput,
         stdout: MemoryOutputPipe,
         limits: &RequestLimits,
@@ -157,14 +169,14 @@ impl Function {
                 tracing::error!(function = %self.name, volume = %guest, host = %host.display(), "cannot open volume: {e:#}");
             }
         }
-        let mut store = Store::new(self.pre.module().engine(), WagiState::new(wasi.build_p1(), limits));
+        let mut store = Store::new(pre.module().engine(), WagiState::new(wasi.build_p1(), limits));
         store.limiter(|s| &mut s.limiter);
         yield_on_epoch(&mut store);
         store
     }
 }
 
-fn instantiate_error(e: wasmtime::Error) -> RunError {
+pub(crate) fn instantiate_error(e: wasmtime::Error) -> RunError {
     if e.is::<wasmtime::PoolConcurrencyLimitError>() {
         RunError::PoolExhausted(format!("{e:#}"))
     } else {

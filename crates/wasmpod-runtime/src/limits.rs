@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use wasmtime::{Store, UpdateDeadline};
+
 /// The limits one request runs under. Built by the server from the admission grant and config.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestLimits {
@@ -35,14 +37,24 @@ pub(crate) struct MemoryLimiter {
     pub(crate) used: u64,
     pub(crate) peak: u64,
     pub(crate) refused: bool,
+    /// Core instances the store may hold: 1 for a module, more for a component.
+    pub(crate) instances: usize,
 }
+
+/// Core instances one component may create (wasmtime's pooling default per component is 20).
+const MAX_COMPONENT_CORE_INSTANCES: usize = 20;
 
 /// Bytes a table element is charged (a pointer on the host).
 const TABLE_ELEMENT_BYTES: u64 = 8;
 
 impl MemoryLimiter {
     pub(crate) fn new(limit: Option<u64>) -> MemoryLimiter {
-        MemoryLimiter { limit, ..MemoryLimiter::default() }
+        MemoryLimiter { limit, instances: 1, ..MemoryLimiter::default() }
+    }
+
+    /// A limiter for a component, which instantiates several core modules in one store.
+    pub(crate) fn for_component(limit: Option<u64>) -> MemoryLimiter {
+        MemoryLimiter { limit, instances: MAX_COMPONENT_CORE_INSTANCES, ..MemoryLimiter::default() }
     }
 
     fn grow(&mut self, current: u64, desired: u64) -> wasmtime::Result<bool> {
@@ -81,8 +93,26 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
     }
 
     fn instances(&self) -> usize {
-        1
+        self.instances
     }
+}
+
+/// Store data that may carry a CPU quota (WAGI and `wasi:http` guests alike).
+pub(crate) trait GuestLimits: Send + 'static {
+    fn cpu_quota(&mut self) -> Option<&mut CpuQuota>;
+}
+
+/// Makes a store's guest yield at every epoch tick (so it never holds a worker thread), sleeping
+/// out the rest of the period when it has spent its CPU quota.
+pub(crate) fn yield_on_epoch<T: GuestLimits>(store: &mut Store<T>) {
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|mut ctx| {
+        let pause = match ctx.data_mut().cpu_quota() {
+            Some(quota) => quota.on_tick(),
+            None => Box::pin(tokio::task::yield_now()),
+        };
+        Ok(UpdateDeadline::YieldCustom(1, pause))
+    });
 }
 
 /// The cgroup `cpu.max` period a quota is measured over.

@@ -8,14 +8,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasmpod_wagi::{parse_routes_text, RouteMatch, RoutePattern, RouteTable};
+use wasmtime::component::Component;
 use wasmtime::{Engine, ExternType, Linker, Module, Store};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use crate::function::{yield_on_epoch, Function, WagiState};
+use crate::function::{Function, Prepared, WagiState};
+use crate::limits::yield_on_epoch;
+use crate::wasi_http::{HttpFunction, HttpState};
 use crate::{
-    build_engine, ArtifactCache, CacheOutcome, EngineOptions, EpochTicker, Error, FunctionSpec, GuestLog,
-    RequestLimits,
+    build_engine, AllowedHosts, ArtifactCache, CacheOutcome, EngineOptions, EpochTicker, Error, FunctionSpec,
+    GuestLog, RequestLimits,
 };
 
 /// How long a module's `_routes` export may run at load.
@@ -24,13 +28,21 @@ const ROUTES_TIMEOUT: Duration = Duration::from_secs(10);
 /// The import module of WAGI's experimental outbound HTTP API.
 const WASI_EXPERIMENTAL_HTTP: &str = "wasi_experimental_http";
 
-/// The process's Wasm machinery: one engine, one WASI linker, one epoch clock, and the artifact
-/// cache when one is configured.
+/// The process's Wasm machinery: one engine, one linker per kind of guest, one epoch clock, and
+/// the artifact cache when one is configured.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<WagiState>,
+    /// WASI 0.2 plus `wasi:http`, for components.
+    component_linker: wasmtime::component::Linker<HttpState>,
     cache: Option<ArtifactCache>,
     _ticker: EpochTicker,
+}
+
+/// A compiled guest: which kind it is was read from its bytes.
+enum Compiled {
+    Module(Module),
+    Component(Component),
 }
 
 impl Runtime {
@@ -43,8 +55,11 @@ impl Runtime {
             .map_err(link_error)?;
         wasmtime_wasi::p0::add_to_linker_async(&mut linker, |s: &mut WagiState| &mut s.wasi)
             .map_err(link_error)?;
+        let mut component_linker = wasmtime::component::Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut component_linker).map_err(link_error)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut component_linker).map_err(link_error)?;
         let ticker = EpochTicker::start(&engine);
-        Ok(Runtime { engine, linker, cache, _ticker: ticker })
+        Ok(Runtime { engine, linker, component_linker, cache, _ticker: ticker })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -65,8 +80,15 @@ impl Runtime {
         let modules = self.compile_all(specs).await?;
         let mut routes = RouteTable::default();
         for spec in specs {
-            let module = &modules[&spec.module];
             let spec = Arc::new(spec.clone());
+            let module = match &modules[&spec.module] {
+                Compiled::Module(module) => module,
+                Compiled::Component(component) => {
+                    let function = self.prepare_component(&spec, component, log_dir)?;
+                    routes.push(function.route.clone(), Arc::new(function));
+                    continue;
+                }
+            };
             let parent =
                 self.prepare(&spec, module, RoutePattern::parse(&spec.route), &spec.entrypoint, log_dir)?;
             if module.get_export("_routes").is_some() {
@@ -82,7 +104,7 @@ impl Runtime {
         Ok(Registry { routes })
     }
 
-    async fn compile_all(&self, specs: &[FunctionSpec]) -> Result<HashMap<PathBuf, Module>, Error> {
+    async fn compile_all(&self, specs: &[FunctionSpec]) -> Result<HashMap<PathBuf, Compiled>, Error> {
         // Each distinct file once, in config order (a set, not a scan: pods load 10,000 functions).
         let mut seen = std::collections::HashSet::new();
         let jobs: Vec<(PathBuf, String)> = specs
@@ -142,10 +164,43 @@ impl Runtime {
             log: GuestLog::open(log_dir, &name)?,
             route,
             spec: spec.clone(),
-            pre,
-            entrypoint: export,
-            entrypoint_name: entrypoint.to_owned(),
-            results,
+            prepared: Prepared::Wagi {
+                pre,
+                entrypoint: export,
+                entrypoint_name: entrypoint.to_owned(),
+                results,
+            },
+        })
+    }
+
+    /// Links a `wasi:http` component once (its `ProxyPre`) and parses its outbound allow-list.
+    /// A wildcard route hands the component the full request path.
+    fn prepare_component(
+        &self,
+        spec: &Arc<FunctionSpec>,
+        component: &Component,
+        log_dir: Option<&Path>,
+    ) -> Result<Function, Error> {
+        let route = RoutePattern::parse(&spec.route);
+        let name = route.text();
+        let module_error =
+            |reason: String| Error::Module { route: name.clone(), module: spec.module.clone(), reason };
+        let pre =
+            self.component_linker.instantiate_pre(component).map_err(|e| module_error(format!("{e:#}")))?;
+        let pre = ProxyPre::new(pre).map_err(|e| {
+            module_error(format!("a component must export wasi:http/incoming-handler (0.2.x): {e:#}"))
+        })?;
+        let allowed_hosts = AllowedHosts::parse(&spec.allowed_hosts).map_err(module_error)?;
+        Ok(Function {
+            name: Arc::from(name.as_str()),
+            log: GuestLog::open(log_dir, &name)?,
+            route,
+            spec: spec.clone(),
+            prepared: Prepared::Http(HttpFunction {
+                pre,
+                allowed_hosts: Arc::new(allowed_hosts),
+                outbound_denied: Default::default(),
+            }),
         })
     }
 
@@ -162,7 +217,10 @@ impl Runtime {
         let mut store = Store::new(&self.engine, WagiState::new(wasi, &RequestLimits::default()));
         yield_on_epoch(&mut store);
         let call = async {
-            let instance = parent.pre.instantiate_async(&mut store).await?;
+            let Prepared::Wagi { pre, .. } = &parent.prepared else {
+                return Err(wasmtime::format_err!("not a WAGI module"));
+            };
+            let instance = pre.instantiate_async(&mut store).await?;
             let func = instance.get_typed_func::<(), ()>(&mut store, "_routes")?;
             func.call_async(&mut store, ()).await
         };
@@ -189,10 +247,10 @@ fn compile_in_parallel(
     engine: &Engine,
     cache: Option<&ArtifactCache>,
     jobs: Vec<(PathBuf, String)>,
-) -> Result<Vec<(PathBuf, Module)>, Error> {
+) -> Result<Vec<(PathBuf, Compiled)>, Error> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Result<(PathBuf, Module), Error>>> = Mutex::new(Vec::with_capacity(jobs.len()));
+    let results: Mutex<Vec<Result<(PathBuf, Compiled), Error>>> = Mutex::new(Vec::with_capacity(jobs.len()));
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..workers {
@@ -214,45 +272,70 @@ fn compile_in_parallel(
     Ok(compiled)
 }
 
+/// Compiles a file as a core module or a component, whichever its bytes say it is (no setting:
+/// the same `module = "x.wasm"` serves both), or maps it from the artifact cache.
 fn compile_one(
     engine: &Engine,
     cache: Option<&ArtifactCache>,
     path: &Path,
     route: &str,
-) -> Result<Module, Error> {
+) -> Result<Compiled, Error> {
     let module_error =
         |reason: String| Error::Module { route: route.to_owned(), module: path.to_owned(), reason };
     let bytes = std::fs::read(path).map_err(|e| module_error(format!("cannot read: {e}")))?;
     let start = Instant::now();
-    let (module, outcome) = match cache {
-        Some(cache) => cache.load_or_compile(engine, &bytes, path).map_err(|e| match e {
-            Error::InvalidModule { reason, .. } => module_error(format!("invalid module: {reason}")),
-            other => other,
-        })?,
-        None => {
-            let module =
-                Module::new(engine, &bytes).map_err(|e| module_error(format!("invalid module: {e:#}")))?;
-            (module, CacheOutcome::Miss)
-        }
-    };
+    let component = is_component(&bytes);
+    let kind = if component { "component" } else { "module" };
+    let invalid = |reason: String| module_error(format!("invalid {kind}: {reason}"));
+    let (compiled, outcome) = match (cache, component) {
+        (Some(cache), true) => cache
+            .load_or_compile::<Component>(engine, &bytes, path)
+            .map(|(c, outcome)| (Compiled::Component(c), outcome)),
+        (Some(cache), false) => cache
+            .load_or_compile::<Module>(engine, &bytes, path)
+            .map(|(m, outcome)| (Compiled::Module(m), outcome)),
+        (None, true) => Component::new(engine, &bytes)
+            .map(|c| (Compiled::Component(c), CacheOutcome::Miss))
+            .map_err(|e| Error::InvalidModule { module: path.to_owned(), reason: format!("{e:#}") }),
+        (None, false) => Module::new(engine, &bytes)
+            .map(|m| (Compiled::Module(m), CacheOutcome::Miss))
+            .map_err(|e| Error::InvalidModule { module: path.to_owned(), reason: format!("{e:#}") }),
+    }
+    .map_err(|e| match e {
+        Error::InvalidModule { reason, .. } => invalid(reason),
+        other => other,
+    })?;
     let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
     if outcome == CacheOutcome::Hit {
-        tracing::info!(
-            module = %path.display(),
-            bytes = bytes.len(),
-            load_ms = elapsed_ms,
-            "loaded from artifact cache"
-        );
+        tracing::info!(module = %path.display(), kind, bytes = bytes.len(), load_ms = elapsed_ms, "loaded from artifact cache");
     } else {
         tracing::info!(
             module = %path.display(),
+            kind,
             bytes = bytes.len(),
             compile_ms = elapsed_ms,
             cache = cache.map(|_| tracing::field::display(&outcome)),
             "compiled"
         );
     }
-    Ok(module)
+    Ok(compiled)
+}
+
+/// Whether `bytes` (binary or text) are a component rather than a core module. A binary says so
+/// in its header's layer field (what `wasmparser::Parser::is_component` reads); a `.wat` file by
+/// its first form.
+pub fn is_component(bytes: &[u8]) -> bool {
+    if bytes.starts_with(b"\0asm") {
+        // The 16-bit layer field after the version: 0 for a core module, 1 for a component.
+        return bytes.get(6..8) == Some(&[1, 0]);
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let mut rest = text.trim_start();
+    // Skip leading `;;` line comments.
+    while let Some(comment) = rest.strip_prefix(";;") {
+        rest = comment.split_once('\n').map_or("", |(_, after)| after).trim_start();
+    }
+    rest.starts_with("(component")
 }
 
 /// The loaded functions behind their routes, in WAGI's precedence order.

@@ -5,17 +5,77 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Full};
 use wasmpod_admission::{units_from_header, Breaker, BreakerConfig, CpuGauge, CpuSampler, Rejection};
-use wasmpod_runtime::{Function, Registry, RequestLimits, RunError, Runtime, WagiInput};
+use wasmpod_runtime::{Function, GuestEnd, HttpBody, Registry, RequestLimits, RunError, Runtime, WagiInput};
 use wasmpod_wagi::{build_argv, build_env, CgiRequest, OutputError, DEFAULT_HOST, MISSING_HEADERS_MESSAGE};
 
 use crate::metrics::{Metrics, Refusal};
 
-/// The body of every response the server sends.
-pub type ResponseBody = Full<Bytes>;
+/// The body of every response the server sends: bytes in hand (WAGI output, built-in
+/// endpoints) or a component's stream. An enum rather than a boxed body, so that a WAGI response
+/// costs no allocation beyond its bytes.
+#[derive(Debug, Default)]
+pub struct ResponseBody(BodyKind);
+
+#[derive(Debug)]
+enum BodyKind {
+    Full(Full<Bytes>),
+    Stream(HttpBody),
+}
+
+impl Default for BodyKind {
+    fn default() -> Self {
+        BodyKind::Full(Full::default())
+    }
+}
+
+impl ResponseBody {
+    /// A body whose bytes are all here.
+    pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
+        ResponseBody(BodyKind::Full(Full::new(bytes.into())))
+    }
+
+    /// A body a component is still writing.
+    pub fn stream(body: HttpBody) -> ResponseBody {
+        ResponseBody(BodyKind::Stream(body))
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match &mut self.get_mut().0 {
+            BodyKind::Full(body) => Pin::new(body).poll_frame(cx).map_err(|never| match never {}),
+            BodyKind::Stream(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            BodyKind::Full(body) => body.is_end_stream(),
+            BodyKind::Stream(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            BodyKind::Full(body) => body.size_hint(),
+            BodyKind::Stream(body) => body.size_hint(),
+        }
+    }
+}
 
 /// The header a request declares its memory in, in MB (Wasabi's contract).
 pub const MEMORY_REQUEST_HEADER: &str = "memory-request";
@@ -69,7 +129,8 @@ pub struct App {
     config: AppConfig,
     breaker: Option<Breaker>,
     cpu: Arc<CpuGauge>,
-    metrics: Metrics,
+    /// Shared with component guests that outlive their response (their end is counted later).
+    metrics: Arc<Metrics>,
     draining: AtomicBool,
     next_request_id: AtomicU64,
 }
@@ -89,7 +150,7 @@ impl App {
             Some(settings) => Some(Breaker::new(settings.clone(), Some(cpu.clone()))?),
             None => None,
         };
-        let metrics = Metrics::new(registry.functions().map(|f| f.name()));
+        let metrics = Arc::new(Metrics::new(registry.functions().map(|f| f.name())));
         Ok(App {
             registry,
             runtime,
@@ -115,39 +176,59 @@ impl App {
         self.draining.load(Ordering::SeqCst)
     }
 
-    /// The request path: built-in endpoints, route, admission, CGI environment, guest, response.
-    pub async fn handle(&self, request: Request<Bytes>, remote: IpAddr) -> Response<ResponseBody> {
+    /// The request path: built-in endpoints, route, admission, then the guest: a WAGI module
+    /// (CGI environment, whole body in, parsed output back) or a `wasi:http` component (the
+    /// request handed over as it streams in, the response streamed back as the guest writes it).
+    pub async fn handle<B>(&self, request: Request<B>, remote: IpAddr) -> Response<ResponseBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let (parts, body) = request.into_parts();
-        let path = parts.uri.path();
         // Built-in endpoints bypass admission. WAGI's /healthz wins over any user route.
-        match path {
+        match parts.uri.path() {
             "/healthz" => return text(StatusCode::OK, "OK"),
             "/readyz" if self.is_draining() => return text(StatusCode::SERVICE_UNAVAILABLE, "draining"),
             "/readyz" => return text(StatusCode::OK, "OK"),
             "/metrics" => return self.metrics_response(),
             _ => {}
         }
-        let Some(function) = self.registry.lookup(path) else {
+        let Some(function) = self.registry.lookup(parts.uri.path()) else {
             return empty(StatusCode::NOT_FOUND);
         };
+        if function.is_component() {
+            return self.handle_component(function, parts, body).await;
+        }
+        // WAGI hands the guest the whole body on stdin: read it before asking for admission, as
+        // always (a single-chunk body is passed on without a copy).
+        let body = match body.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) => {
+                let e: Box<dyn std::error::Error + Send + Sync> = e.into();
+                tracing::debug!("reading request body: {e}");
+                return empty(StatusCode::BAD_REQUEST);
+            }
+        };
+        self.handle_wagi(function, parts, body, remote).await
+    }
+
+    async fn handle_wagi(
+        &self,
+        function: &Function,
+        parts: http::request::Parts,
+        body: Bytes,
+        remote: IpAddr,
+    ) -> Response<ResponseBody> {
         let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let function_metrics = self.metrics.function(function.name());
-
-        let default_units =
-            function.spec().memory_request_mb.unwrap_or(self.config.default_memory_request_mb);
-        let units =
-            units_from_header(parts.headers.get(MEMORY_REQUEST_HEADER).map(|v| v.as_bytes()), default_units);
-        let _grant = match self.admit(function, units, request_id).await {
-            Ok(grant) => grant,
-            Err(response) => {
-                if let Some(m) = function_metrics {
-                    m.observe(response.status().as_u16(), started.elapsed());
-                }
-                return response;
-            }
+        let (grant, limits) = match self.admit_request(function, &parts.headers, request_id, started).await {
+            Ok(admitted) => admitted,
+            Err(response) => return response,
         };
+        let _grant = grant;
 
+        let path = parts.uri.path();
         let cgi = CgiRequest {
             method: &parts.method,
             uri: &parts.uri,
@@ -163,12 +244,6 @@ impl App {
             env: build_env(&cgi, &self.config.user_env),
             argv: build_argv(path, parts.uri.query(), function.spec().argv.as_deref()),
             body,
-        };
-        let grant_mb = function.spec().max_memory_mb.map_or(units, |max| units.min(max));
-        let limits = RequestLimits {
-            memory_bytes: Some(grant_mb.saturating_mul(1 << 20)),
-            timeout: function.spec().timeout.unwrap_or(self.config.timeout),
-            cpu_quota_millicores: cpu_quota(&parts.headers),
         };
 
         let result = function.run(input, &limits).await;
@@ -188,7 +263,7 @@ impl App {
                     status = response.status.as_u16(),
                     elapsed_us = elapsed.as_micros() as u64,
                     instantiate_us = outcome.instantiate.as_micros() as u64,
-                    memory_mb = grant_mb,
+                    memory_mb = limits.memory_bytes.unwrap_or(0) >> 20,
                     "request"
                 );
                 let mut builder = Response::builder().status(response.status);
@@ -196,30 +271,132 @@ impl App {
                     builder = builder.header(name, value);
                 }
                 builder
-                    .body(Full::new(response.body))
+                    .body(ResponseBody::full(response.body))
                     .unwrap_or_else(|_| empty(StatusCode::INTERNAL_SERVER_ERROR))
             }
-            Err(error) => {
-                let status = status_for(&error);
-                self.metrics.guest_error(function.name(), error.kind());
-                tracing::error!(
-                    function = %function.name(),
-                    request_id,
-                    status = status.as_u16(),
-                    kind = error.kind(),
-                    elapsed_us = elapsed.as_micros() as u64,
-                    "request failed: {error}"
-                );
-                match error {
-                    RunError::Output(OutputError::MissingHeaders) => text(status, MISSING_HEADERS_MESSAGE),
-                    _ => empty(status),
-                }
-            }
+            Err(error) => self.failure(function, request_id, elapsed, error),
         };
         if let Some(m) = function_metrics {
             m.observe(response.status().as_u16(), elapsed);
         }
         response
+    }
+
+    /// A `wasi:http` component: the guest keeps running after it has answered, while its body
+    /// streams; the admission grant is held until the guest has finished.
+    async fn handle_component<B>(
+        &self,
+        function: &Function,
+        mut parts: http::request::Parts,
+        body: B,
+    ) -> Response<ResponseBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let function_metrics = self.metrics.function(function.name());
+        let (grant, limits) = match self.admit_request(function, &parts.headers, request_id, started).await {
+            Ok(admitted) => admitted,
+            Err(response) => return response,
+        };
+        // wasi:http needs an authority; an HTTP/1.0 request (or `wasmpod run`) may not have one.
+        if parts.uri.authority().is_none() && !parts.headers.contains_key(header::HOST) {
+            if let Ok(host) = HeaderValue::from_str(&self.config.default_host) {
+                parts.headers.insert(header::HOST, host);
+            }
+        }
+
+        let metrics = self.metrics.clone();
+        let name = function.name().clone();
+        let on_end = move |end: GuestEnd| {
+            // Held until now: the guest's memory was in use until it finished.
+            drop(grant);
+            if let Some(m) = metrics.function(&name) {
+                m.observe_instance(end.instantiate, end.peak_memory_bytes);
+            }
+            if let Some(error) = end.error {
+                metrics.guest_error(&name, error.kind());
+                tracing::error!(function = %name, request_id, kind = error.kind(), "guest failed after responding: {error}");
+            }
+        };
+        let request = Request::from_parts(parts, body);
+        let result = function.serve_http(request, &self.config.user_env, &limits, on_end).await;
+        let elapsed = started.elapsed();
+        let response = match result {
+            Ok(outcome) => {
+                tracing::debug!(
+                    function = %function.name(),
+                    request_id,
+                    status = outcome.response.status().as_u16(),
+                    elapsed_us = elapsed.as_micros() as u64,
+                    instantiate_us = outcome.instantiate.as_micros() as u64,
+                    memory_mb = limits.memory_bytes.unwrap_or(0) >> 20,
+                    "request"
+                );
+                outcome.response.map(ResponseBody::stream)
+            }
+            Err(error) => self.failure(function, request_id, elapsed, error),
+        };
+        if let Some(m) = function_metrics {
+            m.observe(response.status().as_u16(), elapsed);
+        }
+        response
+    }
+
+    /// Admission by the request's declared memory, and the limits it will run under.
+    async fn admit_request(
+        &self,
+        function: &Function,
+        headers: &http::HeaderMap,
+        request_id: u64,
+        started: Instant,
+    ) -> Result<(Option<wasmpod_admission::Grant>, RequestLimits), Response<ResponseBody>> {
+        let default_units =
+            function.spec().memory_request_mb.unwrap_or(self.config.default_memory_request_mb);
+        let units =
+            units_from_header(headers.get(MEMORY_REQUEST_HEADER).map(|v| v.as_bytes()), default_units);
+        let grant = match self.admit(function, units, request_id).await {
+            Ok(grant) => grant,
+            Err(response) => {
+                if let Some(m) = self.metrics.function(function.name()) {
+                    m.observe(response.status().as_u16(), started.elapsed());
+                }
+                return Err(response);
+            }
+        };
+        let grant_mb = function.spec().max_memory_mb.map_or(units, |max| units.min(max));
+        let limits = RequestLimits {
+            memory_bytes: Some(grant_mb.saturating_mul(1 << 20)),
+            timeout: function.spec().timeout.unwrap_or(self.config.timeout),
+            cpu_quota_millicores: cpu_quota(headers),
+        };
+        Ok((grant, limits))
+    }
+
+    /// A guest that produced no response: logged, counted, answered with a 5xx.
+    fn failure(
+        &self,
+        function: &Function,
+        request_id: u64,
+        elapsed: Duration,
+        error: RunError,
+    ) -> Response<ResponseBody> {
+        let status = status_for(&error);
+        self.metrics.guest_error(function.name(), error.kind());
+        tracing::error!(
+            function = %function.name(),
+            request_id,
+            status = status.as_u16(),
+            kind = error.kind(),
+            elapsed_us = elapsed.as_micros() as u64,
+            "request failed: {error}"
+        );
+        match error {
+            RunError::Output(OutputError::MissingHeaders) => text(status, MISSING_HEADERS_MESSAGE),
+            _ => empty(status),
+        }
     }
 
     /// Waits for the breaker to admit `units` MB, or answers why not. Dropping this future (the
@@ -257,8 +434,10 @@ impl App {
 
     fn metrics_response(&self) -> Response<ResponseBody> {
         let snapshot = self.breaker.as_ref().map(Breaker::snapshot);
-        let body = self.metrics.render(snapshot, self.cpu.cores(), self.runtime.instances_in_use());
-        let mut response = Response::new(Full::new(Bytes::from(body)));
+        let outbound_denied = self.registry.functions().map(|f| (f.name(), f.outbound_denied()));
+        let body =
+            self.metrics.render(snapshot, self.cpu.cores(), self.runtime.instances_in_use(), outbound_denied);
+        let mut response = Response::new(ResponseBody::full(body));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
@@ -283,14 +462,14 @@ fn status_for(error: &RunError) -> StatusCode {
 
 /// A short fixed body without a content type, as WAGI sends its own messages.
 fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut response = Response::new(ResponseBody::full(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
     response
 }
 
 /// A server-made explanation (admission refusals).
 fn plain(status: StatusCode, body: String) -> Response<ResponseBody> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(ResponseBody::full(body));
     *response.status_mut() = status;
     response
         .headers_mut()
@@ -299,7 +478,7 @@ fn plain(status: StatusCode, body: String) -> Response<ResponseBody> {
 }
 
 fn empty(status: StatusCode) -> Response<ResponseBody> {
-    let mut response = Response::new(Full::new(Bytes::new()));
+    let mut response = Response::new(ResponseBody::default());
     *response.status_mut() = status;
     response
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -99,6 +99,9 @@ pub struct Metrics {
     rejected: Family<ReasonLabel, Counter>,
     timeouts: Family<StageLabel, Counter>,
     errors: Family<KindLabels, Counter>,
+    outbound_denied: Family<FunctionLabel, Counter>,
+    /// Serialises scrapes while they bring counters kept by the runtime up to date.
+    scrape: Mutex<()>,
     functions: HashMap<Arc<str>, FunctionMetrics>,
 }
 
@@ -155,6 +158,13 @@ impl Metrics {
             errors.clone(),
         );
 
+        let outbound_denied = Family::<FunctionLabel, Counter>::default();
+        registry.register(
+            "outbound_denied",
+            "Outbound HTTP requests of components refused by allowed_hosts, by function",
+            outbound_denied.clone(),
+        );
+
         let responses = Family::<StatusLabels, Counter>::default();
         registry.register("responses", "Responses by function and status class", responses.clone());
         let duration = Family::<FunctionLabel, Histogram>::new_with_constructor(|| {
@@ -208,6 +218,8 @@ impl Metrics {
             rejected,
             timeouts,
             errors,
+            outbound_denied,
+            scrape: Mutex::new(()),
             functions,
         }
     }
@@ -234,8 +246,24 @@ impl Metrics {
         }
     }
 
-    /// The exposition text, with the pod-level gauges read now.
-    pub fn render(&self, admission: Option<Snapshot>, cpu_cores: f64, instances: u64) -> String {
+    /// The exposition text, with the pod-level gauges and the runtime's counters read now.
+    pub fn render<'f>(
+        &self,
+        admission: Option<Snapshot>,
+        cpu_cores: f64,
+        instances: u64,
+        outbound_denied: impl IntoIterator<Item = (&'f Arc<str>, u64)>,
+    ) -> String {
+        let _scrape = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        for (function, denied) in outbound_denied {
+            if denied == 0 {
+                continue;
+            }
+            // The runtime counts; the counter here catches up to it.
+            let counter =
+                self.outbound_denied.get_or_create(&FunctionLabel { function: function.to_string() });
+            counter.inc_by(denied.saturating_sub(counter.get()));
+        }
         if let Some(s) = admission {
             self.inflight_memory.set(s.in_flight_units as i64);
             self.queued_memory.set(s.queued_units as i64);
@@ -278,7 +306,7 @@ mod tests {
             capacity_units: 8000,
             queue_depth_units: 16000,
         };
-        let text = metrics.render(Some(snapshot), 1.5, 2);
+        let text = metrics.render(Some(snapshot), 1.5, 2, [(&name, 3)]);
         for line in [
             "wasmpod_inflight_memory_mb 300",
             "wasmpod_queued_memory_mb 100",
@@ -293,6 +321,7 @@ mod tests {
             "wasmpod_rejected_total{reason=\"queue_timeout\"} 1",
             "wasmpod_timeouts_total{stage=\"queue\"} 1",
             "wasmpod_guest_errors_total{function=\"/hello\",kind=\"trap\"} 1",
+            "wasmpod_outbound_denied_total{function=\"/hello\"} 3",
             "wasmpod_responses_total{function=\"/hello\",status=\"2xx\"} 1",
             "wasmpod_responses_total{function=\"/hello\",status=\"5xx\"} 1",
             "wasmpod_request_duration_seconds_count{function=\"/hello\"} 2",

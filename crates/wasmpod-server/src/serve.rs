@@ -5,16 +5,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::{App, ResponseBody};
+use crate::App;
 
 /// Serves HTTP/1.1 and h2c on `listener` until `shutdown` completes, then stops accepting, marks
 /// the app as draining and waits up to `drain_timeout` for the requests in flight to finish.
@@ -46,7 +45,9 @@ pub async fn serve(
         let app = app.clone();
         let service = service_fn(move |request: Request<Incoming>| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(handle_incoming(&app, request, remote.ip()).await) }
+            // The body is handed on as it streams: WAGI functions read it whole, components as
+            // they go.
+            async move { Ok::<_, Infallible>(app.handle(request, remote.ip()).await) }
         });
         let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
         let connection = graceful.watch(connection);
@@ -63,22 +64,4 @@ pub async fn serve(
         () = graceful.shutdown() => tracing::info!("drained"),
         () = tokio::time::sleep(drain_timeout) => tracing::warn!(?drain_timeout, "drain timed out; exiting with requests in flight"),
     }
-}
-
-async fn handle_incoming(
-    app: &App,
-    request: Request<Incoming>,
-    remote: std::net::IpAddr,
-) -> Response<ResponseBody> {
-    let (parts, body) = request.into_parts();
-    let body = match body.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => {
-            tracing::debug!("reading request body: {e}");
-            let mut response = Response::new(ResponseBody::default());
-            *response.status_mut() = StatusCode::BAD_REQUEST;
-            return response;
-        }
-    };
-    app.handle(Request::from_parts(parts, body), remote).await
 }

@@ -357,7 +357,7 @@ async fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
             header.split_once(':').with_context(|| format!("--header {header:?}: expected NAME: VALUE"))?;
         request = request.header(name.trim(), value.trim());
     }
-    let request = request.body(Bytes::from(body)).context("invalid request")?;
+    let request = request.body(http_body_util::Full::new(Bytes::from(body))).context("invalid request")?;
     let response = app.handle(request, std::net::Ipv4Addr::LOCALHOST.into()).await;
 
     let status = response.status();
@@ -370,7 +370,10 @@ async fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
         out.write_all(b"\n")?;
     }
     out.write_all(b"\n")?;
-    out.write_all(&http_body_util::BodyExt::collect(response.into_body()).await?.to_bytes())?;
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the response body: {e}"))?;
+    out.write_all(&body.to_bytes())?;
     out.flush()?;
     // A failed request fails the command, so scripts and CI notice.
     Ok(if status.is_server_error() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
@@ -387,9 +390,9 @@ fn compile(args: CompileArgs) -> anyhow::Result<ExitCode> {
         let started = std::time::Instant::now();
         let result = std::fs::read(path)
             .with_context(|| format!("{}: cannot read", path.display()))
-            .and_then(|bytes| Ok(cache.load_or_compile(&engine, &bytes, path)?));
+            .and_then(|bytes| Ok(cache.fill(&engine, &bytes, path)?));
         match result {
-            Ok((_, outcome)) => {
+            Ok(outcome) => {
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
                 println!("{}  {outcome}  {ms:.1} ms", path.display());
             }

@@ -38,6 +38,22 @@ async fn compile_then_serve_maps_the_module_from_the_cache() {
 }
 
 #[tokio::test]
+async fn components_are_cached_like_modules() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(guests::HTTP_COMPONENT, dir.path().join("http.wasm")).unwrap();
+    assert!(compile(dir.path(), &["http.wasm"]).contains("http.wasm  compiled"));
+
+    let server = Server::start_in(dir.path(), &[".", "--cache-dir", "cache"]);
+    assert_eq!(server.get("/http/hello").await.text(), "hello from a component\n");
+    let log = server.log();
+    assert!(
+        log.lines().any(|l| l.contains("loaded from artifact cache") && l.contains("component")),
+        "{log}"
+    );
+    assert!(!log.contains("compiled"), "{log}");
+}
+
+#[tokio::test]
 async fn serve_rebuilds_a_damaged_entry_and_still_serves() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(guests::HELLO, dir.path().join("hello.wasm")).unwrap();
