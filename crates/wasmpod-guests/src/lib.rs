@@ -15,8 +15,23 @@ pub fn wat(name: &str) -> std::path::PathBuf {
 mod tests {
     use super::*;
 
-    const EXPECTED: &[&str] =
-        &[HELLO, ENV, ECHO, RAW, ROUTER, ENTRYPOINTS, STDERR, VOLUME, TRAP, SPIN, HOG, EXIT, SLEEP, CPU];
+    const EXPECTED: &[&str] = &[
+        HELLO,
+        ENV,
+        ECHO,
+        RAW,
+        ROUTER,
+        ENTRYPOINTS,
+        STDERR,
+        VOLUME,
+        TRAP,
+        SPIN,
+        HOG,
+        EXIT,
+        SLEEP,
+        CPU,
+        OUTBOUND,
+    ];
 
     #[test]
     fn every_guest_is_a_wasm_module() {

@@ -15,6 +15,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
+use crate::experimental_http::{Policy, RequestHttp};
 use crate::limits::{yield_on_epoch, CpuQuota, GuestLimits, MemoryLimiter};
 use crate::{FunctionSpec, GuestLog, RequestLimits, RunError};
 
@@ -26,6 +27,8 @@ pub struct WagiState {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) cpu: Option<CpuQuota>,
+    /// Outbound HTTP state, for modules that import `wasi_experimental_http` only.
+    pub(crate) http: Option<Box<RequestHttp>>,
 }
 
 impl WagiState {
@@ -34,6 +37,7 @@ impl WagiState {
             wasi,
             limiter: MemoryLimiter::new(limits.memory_bytes),
             cpu: limits.cpu_quota_millicores.map(CpuQuota::new),
+            http: None,
         }
     }
 }
@@ -56,7 +60,14 @@ pub struct Function {
 /// What was prepared at load, by the kind of guest.
 pub(crate) enum Prepared {
     /// A WAGI core module: the instance and which export a request calls.
-    Wagi { pre: InstancePre<WagiState>, entrypoint: ModuleExport, entrypoint_name: String, results: usize },
+    Wagi {
+        pre: InstancePre<WagiState>,
+        entrypoint: ModuleExport,
+        entrypoint_name: String,
+        results: usize,
+        /// Set when the module imports `wasi_experimental_http`.
+        outbound: Option<Arc<Policy>>,
+    },
     /// A `wasi:http/incoming-handler` component.
     Http(crate::wasi_http::HttpFunction),
 }
@@ -111,12 +122,17 @@ impl Function {
     /// A trap, a non-zero exit, a blown memory grant or the time limit end this request only: the
     /// instance is dropped, its pool slot returns, and the caller turns the error into a 5xx.
     pub async fn run(&self, input: WagiInput, limits: &RequestLimits) -> Result<Outcome, RunError> {
-        let Prepared::Wagi { pre, entrypoint, entrypoint_name, results } = &self.prepared else {
+        let Prepared::Wagi { pre, entrypoint, entrypoint_name, results, outbound } = &self.prepared else {
             return Err(RunError::Instantiate(format!("{} is a component, not a WAGI module", self.name)));
         };
         let stdout = MemoryOutputPipe::new(MAX_STDOUT_BYTES);
-        let mut store = self.new_store(pre, input, stdout.clone(), limits);
         let timeout = limits.timeout;
+        let mut store = self.new_store(pre, input, stdout.clone(), limits);
+        if let Some(policy) = outbound {
+            let deadline = Instant::now() + timeout;
+            store.data_mut().http =
+                Some(Box::new(RequestHttp::new(self.name.clone(), policy.clone(), deadline)));
+        }
         let mut instantiate = Duration::ZERO;
 
         let result = tokio::time::timeout(timeout, async {

@@ -14,6 +14,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use crate::experimental_http;
 use crate::function::{Function, Prepared, WagiState};
 use crate::limits::yield_on_epoch;
 use crate::wasi_http::{HttpFunction, HttpState};
@@ -24,9 +25,6 @@ use crate::{
 
 /// How long a module's `_routes` export may run at load.
 const ROUTES_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The import module of WAGI's experimental outbound HTTP API.
-const WASI_EXPERIMENTAL_HTTP: &str = "wasi_experimental_http";
 
 /// The process's Wasm machinery: one engine, one linker per kind of guest, one epoch clock, and
 /// the artifact cache when one is configured.
@@ -55,6 +53,7 @@ impl Runtime {
             .map_err(link_error)?;
         wasmtime_wasi::p0::add_to_linker_async(&mut linker, |s: &mut WagiState| &mut s.wasi)
             .map_err(link_error)?;
+        experimental_http::add_to_linker(&mut linker).map_err(link_error)?;
         let mut component_linker = wasmtime::component::Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut component_linker).map_err(link_error)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut component_linker).map_err(link_error)?;
@@ -134,15 +133,18 @@ impl Runtime {
         let name = route.text();
         let module_error =
             |reason: String| Error::Module { route: name.clone(), module: spec.module.clone(), reason };
-        let pre = if module.imports().any(|i| i.module() == WASI_EXPERIMENTAL_HTTP) {
-            // Outbound HTTP is not served yet: such modules load, and a call traps with a reason.
-            let mut linker = self.linker.clone();
-            linker.define_unknown_imports_as_traps(module).map_err(|e| module_error(format!("{e:#}")))?;
-            linker.instantiate_pre(module)
+        let pre = self.linker.instantiate_pre(module).map_err(|e| module_error(format!("{e:#}")))?;
+        // Only a module that can call out needs its allow-list (as in WAGI, which never read it
+        // otherwise); a malformed one stops the load instead of failing every call.
+        let outbound = if module.imports().any(|i| i.module() == experimental_http::MODULE) {
+            Some(Arc::new(experimental_http::Policy {
+                allowed_hosts: AllowedHosts::parse(&spec.allowed_hosts).map_err(module_error)?,
+                max_concurrency: spec.http_max_concurrency,
+                denied: Default::default(),
+            }))
         } else {
-            self.linker.instantiate_pre(module)
-        }
-        .map_err(|e| module_error(format!("{e:#}")))?;
+            None
+        };
 
         let results = match module.get_export(entrypoint) {
             Some(ExternType::Func(ty)) if ty.params().len() == 0 && ty.results().len() <= 4 => {
@@ -169,6 +171,7 @@ impl Runtime {
                 entrypoint: export,
                 entrypoint_name: entrypoint.to_owned(),
                 results,
+                outbound,
             },
         })
     }

@@ -191,7 +191,9 @@ impl Function {
     pub fn outbound_denied(&self) -> u64 {
         match &self.prepared {
             Prepared::Http(function) => function.outbound_denied.load(Ordering::Relaxed),
-            Prepared::Wagi { .. } => 0,
+            Prepared::Wagi { outbound, .. } => {
+                outbound.as_ref().map_or(0, |policy| policy.denied.load(Ordering::Relaxed))
+            }
         }
     }
 

@@ -178,7 +178,8 @@ async fn wagis_own_examples_run_unchanged() {
     assert_eq!(r.status, 200);
     let stderr = std::fs::read_to_string(wasmpod_runtime::log_file_path(logs.path(), "/log")).unwrap();
     assert!(stderr.contains("Some logging"), "{stderr}");
-    // Outbound HTTP is not served yet: the request fails alone, the server goes on.
+    // Its host is out of reach here (no internet): the outbound call fails inside the guest,
+    // which answers an error itself; the request fails alone and the server goes on.
     let r = server.get("/http-example").await;
     assert!(r.status >= 500, "{}", r.status);
     assert_eq!(server.get("/").await.status, 200);
