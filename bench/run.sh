@@ -44,6 +44,8 @@ wasmpod="$target_dir/release/wasmpod"
 hyper_hello="$target_dir/release/hyper-hello"
 # crates/wasmpod-guests/build.rs always builds into <repo>/target/guests.
 rust_hello="$repo/target/guests/wasm32-wasip1/release/hello.wasm"
+# The wasi:http hello: guests/http answers `.../hello` under any route.
+component="$repo/target/guests/wasm32-wasip2/release/http_guest.wasm"
 wat_hello="$repo/guests/wat/hello.wat"
 
 work=$(mktemp -d)
@@ -63,6 +65,10 @@ module = "$wat_hello"
 [[module]]
 route = "/rust"
 module = "$rust_hello"
+
+[[module]]
+route = "/http/..."
+module = "$component"
 EOF
 
 # start NAME COMMAND...: runs a server that prints "Ready: serving on http://ADDR" and sets $addr.
@@ -86,24 +92,24 @@ targets=()
 start hyper-hello "$hyper_hello" --listen 127.0.0.1:0
 targets+=("hyper-hello http://$addr/")
 start wasmpod env RUST_LOG=warn "$wasmpod" serve -c "$work/modules.toml" -l 127.0.0.1:0
-targets+=("wasmpod-wat http://$addr/" "wasmpod-rust http://$addr/rust")
+targets+=("wasmpod-wat http://$addr/" "wasmpod-rust http://$addr/rust" "wasmpod-component http://$addr/http/hello")
 
 notes=()
-# The peer: `wasmtime serve` with a wasi:http hello component, when both exist.
-wasmtime_component=${WASMTIME_HELLO_COMPONENT:-}
+# The peer: `wasmtime serve` (a fresh instance per request, its default) on the same component.
+# `cargo install wasmtime-cli --version <ours> --locked` puts it on PATH (about 10 minutes).
+wasmtime_version=$(sed -n 's/^wasmtime = { version = "=\([0-9.]*\)".*/\1/p' Cargo.toml)
 if ! command -v wasmtime >/dev/null 2>&1; then
-  notes+=("wasmtime-serve skipped: no \`wasmtime\` on PATH (\`cargo install wasmtime-cli\`).")
-elif [ -z "$wasmtime_component" ] || [ ! -f "$wasmtime_component" ]; then
-  notes+=("wasmtime-serve skipped: set WASMTIME_HELLO_COMPONENT to a wasi:http hello component (none is built from guests/ yet).")
+  notes+=("wasmtime-serve skipped: no \`wasmtime\` on PATH (\`cargo install wasmtime-cli --version $wasmtime_version --locked\`).")
 else
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  wasmtime serve --addr "127.0.0.1:$port" "$wasmtime_component" >"$work/wasmtime.out" 2>"$work/wasmtime.err" &
+  wasmtime serve --addr "127.0.0.1:$port" "$component" >"$work/wasmtime.out" 2>"$work/wasmtime.err" &
   pids+=($!)
   for _ in $(seq 1 600); do
-    curl -fsS -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && break
+    curl -fsS -o /dev/null "http://127.0.0.1:$port/hello" 2>/dev/null && break
     sleep 0.1
   done
-  targets+=("wasmtime-serve http://127.0.0.1:$port/")
+  targets+=("wasmtime-serve http://127.0.0.1:$port/hello")
+  notes+=("wasmtime-serve: $(wasmtime --version), same component as wasmpod-component.")
 fi
 
 # Every target must answer 200 before it is measured.
@@ -145,7 +151,7 @@ python3 "$bench_dir/summarize.py" "$runs" \
   --ceiling hyper-hello --duration "$duration" --repeats "$repeats" --quick "$quick" \
   --commit "$(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo '+dirty')" \
   --wrk "$(wrk --version 2>&1 | awk 'NR==1 {print $1, $2}')" \
-  "${note_args[@]}" \
+  "${note_args[@]}" --pair wasmpod-component:wasmtime-serve \
   --markdown "$bench_dir/results/$stem.md" --svg "$bench_dir/results/$stem.svg"
 cp "$bench_dir/results/$stem.md" "$bench_dir/results/$latest.md"
 cp "$bench_dir/results/$stem.svg" "$bench_dir/results/$latest.svg"

@@ -32,8 +32,13 @@ def main():
     if args.ceiling not in targets:
         sys.exit(f"ceiling {args.ceiling!r} is not among the targets {targets}")
     rows = summarize(runs, targets, concurrencies, args.ceiling)
+    pairs = []
+    for pair in args.pair:
+        a, _, b = pair.partition(":")
+        if a in targets and b in targets:
+            pairs += head_to_head(runs, a, b, concurrencies)
     with open(args.markdown, "w", encoding="utf-8") as f:
-        f.write(markdown(args, runs, rows, targets, concurrencies))
+        f.write(markdown(args, runs, rows, targets, concurrencies, pairs))
     with open(args.svg, "w", encoding="utf-8") as f:
         f.write(svg(rows, targets, concurrencies, args.quick == "true"))
 
@@ -50,6 +55,12 @@ def parse_args():
     p.add_argument("--commit", default="?")
     p.add_argument("--wrk", default="wrk")
     p.add_argument("--note", action="append", default=[], help="a line for the Notes section")
+    p.add_argument(
+        "--pair",
+        action="append",
+        default=[],
+        help="A:B, a head-to-head of two targets: A's req/s and p99 over B's, per repeat, then the median",
+    )
     return p.parse_args()
 
 
@@ -107,6 +118,29 @@ def summarize(runs, targets, concurrencies, ceiling):
     return rows
 
 
+def head_to_head(runs, a, b, concurrencies):
+    """A's req/s and p99 over B's, each ratio within one repeat, then the median."""
+    by_key = {(r["target"], r["c"], r["repeat"]): r for r in runs}
+    rows = []
+    for c in concurrencies:
+        pairs = [
+            (by_key[(a, c, rep)], by_key[(b, c, rep)])
+            for (t, cc, rep) in by_key
+            if t == a and cc == c and (b, c, rep) in by_key
+        ]
+        if not pairs:
+            continue
+        rows.append({
+            "a": a,
+            "b": b,
+            "c": c,
+            "rps_ratio": median_or_none([x["rps"] / y["rps"] for x, y in pairs if y["rps"]]),
+            "p99_ratio": median_or_none([x["p99"] / y["p99"] for x, y in pairs if y["p99"]]),
+            "per_repeat": [x["rps"] / y["rps"] for x, y in sorted(pairs, key=lambda p: p[0]["repeat"]) if y["rps"]],
+        })
+    return rows
+
+
 def median_or_none(values):
     return statistics.median(values) if values else None
 
@@ -119,7 +153,7 @@ def fmt_ratio(x):
     return "—" if x is None else f"{x:.3f}"
 
 
-def markdown(args, runs, rows, targets, concurrencies):
+def markdown(args, runs, rows, targets, concurrencies, pairs):
     now = datetime.datetime.now(datetime.timezone.utc)
     host = socket.gethostname()
     lines = [f"# Load benchmark: {now:%Y-%m-%d %H:%M} UTC on {host}", ""]
@@ -142,6 +176,17 @@ def markdown(args, runs, rows, targets, concurrencies):
             f"| {r['target']} | {r['c']} | {r['rps']:,.0f} | {fmt_latency(r['p50'])} | {fmt_latency(r['p90'])} "
             f"| {fmt_latency(r['p99'])} | {fmt_ratio(r['rps_ratio'])} | {fmt_ratio(r['p99_ratio'])} | {r['errors']} |"
         )
+    if pairs:
+        lines += [
+            "",
+            "| head to head | conc. | req/s ratio | p99 ratio | req/s ratio per repeat |",
+            "|---|---:|---:|---:|---|",
+        ]
+        for p in pairs:
+            per = " / ".join(f"{x:.2f}" for x in p["per_repeat"])
+            lines.append(
+                f"| `{p['a']}` ÷ `{p['b']}` | {p['c']} | {fmt_ratio(p['rps_ratio'])} | {fmt_ratio(p['p99_ratio'])} | {per} |"
+            )
     lines += ["", f"![requests/s and p99 per target and concurrency]({os.path.basename(args.svg)})", ""]
     notes = list(args.note)
     if any(r["errors"] for r in rows):

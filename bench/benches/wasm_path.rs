@@ -24,6 +24,10 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 
+/// The allocator the `wasmpod` binary uses, so the comparison is like for like.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The guests measured: (benchmark name, route, module).
 fn guests() -> [(&'static str, &'static str, std::path::PathBuf); 2] {
     [
@@ -34,7 +38,7 @@ fn guests() -> [(&'static str, &'static str, std::path::PathBuf); 2] {
 
 fn benches(c: &mut Criterion) {
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    let runtime = Runtime::new(&EngineOptions::default()).expect("wasmpod runtime");
+    let runtime = Runtime::new(&EngineOptions::default().with_tuning_from_env()).expect("wasmpod runtime");
     let specs: Vec<FunctionSpec> =
         guests().into_iter().map(|(_, route, path)| FunctionSpec::new(route, path)).collect();
     let registry = tokio.block_on(runtime.load(&specs, None)).expect("load the hello guests");

@@ -19,6 +19,10 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
+/// The allocator the `wasmpod` binary uses, so the comparison is like for like.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The WAT hello's response, byte for byte.
 const CONTENT_TYPE_VALUE: &str = "text/html;charset=UTF-8";
 const BODY: &str = "Oh hi world\n";

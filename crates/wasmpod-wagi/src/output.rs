@@ -43,8 +43,14 @@ pub fn parse_output(stdout: Bytes) -> Result<CgiResponse, OutputError> {
     let Some((header_end, body_start)) = find_blank_line(&stdout) else {
         return Err(OutputError::MissingHeaders);
     };
-    let block: Vec<u8> = stdout[..header_end].iter().copied().filter(|&b| b != b'\r').collect();
-    let block = String::from_utf8(block).map_err(|_| OutputError::HeadersNotUtf8)?;
+    // The header block without its CRs; borrowed as is when it has none (the common case).
+    let raw = &stdout[..header_end];
+    let block: std::borrow::Cow<'_, str> = if raw.contains(&b'\r') {
+        let stripped: Vec<u8> = raw.iter().copied().filter(|&b| b != b'\r').collect();
+        String::from_utf8(stripped).map_err(|_| OutputError::HeadersNotUtf8)?.into()
+    } else {
+        std::str::from_utf8(raw).map_err(|_| OutputError::HeadersNotUtf8)?.into()
+    };
     let body = stdout.slice(body_start..);
 
     let mut response =
@@ -58,30 +64,26 @@ pub fn parse_output(stdout: Bytes) -> Result<CgiResponse, OutputError> {
             continue;
         };
         let (name, value) = (name.trim(), value.trim());
-        let lower = name.to_ascii_lowercase();
-        match lower.as_str() {
-            "status" => {
-                sufficient = true;
-                let code = value.split(' ').next().unwrap_or("");
-                status = Some(match code.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok()) {
-                    Some(code) => code,
-                    None => {
-                        response.warnings.push(format!("invalid status {value:?}: answering 502"));
-                        StatusCode::BAD_GATEWAY
-                    }
-                });
-                continue;
-            }
-            "content-type" => sufficient = true,
-            "location" => {
-                sufficient = true;
-                location = true;
-            }
-            "content-length" | "transfer-encoding" | "connection" => {
-                response.warnings.push(format!("dropped header {name:?}: the server frames the body"));
-                continue;
-            }
-            _ => {}
+        let is = |known: &str| name.eq_ignore_ascii_case(known);
+        if is("status") {
+            sufficient = true;
+            let code = value.split(' ').next().unwrap_or("");
+            status = Some(match code.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok()) {
+                Some(code) => code,
+                None => {
+                    response.warnings.push(format!("invalid status {value:?}: answering 502"));
+                    StatusCode::BAD_GATEWAY
+                }
+            });
+            continue;
+        } else if is("content-type") {
+            sufficient = true;
+        } else if is("location") {
+            sufficient = true;
+            location = true;
+        } else if is("content-length") || is("transfer-encoding") || is("connection") {
+            response.warnings.push(format!("dropped header {name:?}: the server frames the body"));
+            continue;
         }
         let Ok(header_name) = HeaderName::from_bytes(name.as_bytes()) else {
             response.warnings.push(format!("dropped header with invalid name {name:?}"));

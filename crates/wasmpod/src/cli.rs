@@ -140,11 +140,12 @@ impl AdmissionArgs {
             );
         }
         let max_memory_bytes = if self.no_admission { 4 << 30 } else { capacity.min(4096) << 20 };
-        tuned(EngineOptions {
+        EngineOptions {
             max_instances: u32::try_from(slots).unwrap_or(u32::MAX),
             max_memory_bytes,
             ..EngineOptions::default()
-        })
+        }
+        .with_tuning_from_env()
     }
 }
 
@@ -274,18 +275,6 @@ async fn load(
     let runtime = Runtime::new(options)?;
     let registry = runtime.load(&loaded.functions, log_dir).await?;
     Ok(Arc::new(App::new(runtime, registry, config).context("admission settings")?))
-}
-
-/// Benchmark-only engine knobs, read from the environment so `bench/` can compare settings
-/// without rebuilding: `WASMPOD_TUNE_KEEP_RESIDENT` (bytes) and `WASMPOD_TUNE_PAGEMAP_SCAN` (0/1).
-fn tuned(mut options: EngineOptions) -> EngineOptions {
-    if let Some(bytes) = std::env::var("WASMPOD_TUNE_KEEP_RESIDENT").ok().and_then(|v| v.parse().ok()) {
-        options.keep_resident_bytes = bytes;
-    }
-    if let Ok(value) = std::env::var("WASMPOD_TUNE_PAGEMAP_SCAN") {
-        options.pagemap_scan = value != "0";
-    }
-    options
 }
 
 /// `--listen` if given; else `0.0.0.0:$PORT` when `PORT` is set (Knative's contract); else WAGI's
