@@ -102,12 +102,21 @@ if ! command -v wasmtime >/dev/null 2>&1; then
   notes+=("wasmtime-serve skipped: no \`wasmtime\` on PATH (\`cargo install wasmtime-cli --version $wasmtime_version --locked\`).")
 else
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  wasmtime serve --addr "127.0.0.1:$port" "$component" >"$work/wasmtime.out" 2>"$work/wasmtime.err" &
+  # -Scli: the component imports wasi:cli (environment, stdio), as Rust components built with
+  # the `wasi` crate do; wasmpod links it for every component.
+  wasmtime serve -Scli --addr "127.0.0.1:$port" "$component" >"$work/wasmtime.out" 2>"$work/wasmtime.err" &
   pids+=($!)
+  ready=false
   for _ in $(seq 1 600); do
-    curl -fsS -o /dev/null "http://127.0.0.1:$port/hello" 2>/dev/null && break
+    if curl -fsS -o /dev/null "http://127.0.0.1:$port/hello" 2>/dev/null; then ready=true; break; fi
+    if ! kill -0 "${pids[-1]}" 2>/dev/null; then break; fi
     sleep 0.1
   done
+  if ! $ready; then
+    echo "wasmtime serve did not become ready:" >&2
+    cat "$work/wasmtime.err" >&2
+    exit 1
+  fi
   targets+=("wasmtime-serve http://127.0.0.1:$port/hello")
   notes+=("wasmtime-serve: $(wasmtime --version), same component as wasmpod-component.")
 fi
