@@ -110,13 +110,19 @@ def inflight(binary, k, base):
     d = os.path.join(base, "sleep")
     os.makedirs(d, exist_ok=True)
     os.link(sleep_wasm, os.path.join(d, "sleep.wasm")) if not os.path.exists(os.path.join(d, "sleep.wasm")) else None
-    proc, port = start(binary, [d, "--concurrent-resource-request", str(k + 100), "--queue-depth-resource-units", str(2 * k + 200)], base)
+    # The Rust sleep guest starts with ~1.1 MB of linear memory, so each request declares 2 MB.
+    mb = 2
+    proc, port = start(
+        binary,
+        [d, "--concurrent-resource-request", str(mb * k + 100), "--queue-depth-resource-units", str(2 * mb * k + 200)],
+        base,
+    )
     asyncio.run(get(port, "/sleep?ms=1"))
     before = settle(proc.pid)
 
     async def run():
         sleep_ms = 8000
-        tasks = [asyncio.create_task(get(port, f"/sleep?ms={sleep_ms}", "Memory-Request: 1\r\n")) for _ in range(k)]
+        tasks = [asyncio.create_task(get(port, f"/sleep?ms={sleep_ms}", f"Memory-Request: {mb}\r\n")) for _ in range(k)]
         peak = dict(before)
         inflight_seen = 0
         deadline = time.time() + sleep_ms / 1000 - 1

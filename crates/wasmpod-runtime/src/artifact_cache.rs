@@ -19,6 +19,7 @@ use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
@@ -43,6 +44,9 @@ use crate::Error;
 #[derive(Debug, Clone)]
 pub struct ArtifactCache {
     dir: PathBuf,
+    /// The last engine's hash: computing it hashes the engine's whole configuration, and a pod
+    /// loading thousands of modules asks for the same engine's every time.
+    engine_hash: Arc<Mutex<Option<(Engine, String)>>>,
 }
 
 /// Code wasmtime can precompile to an image and map back: core modules and components (their
@@ -145,7 +149,7 @@ impl ArtifactCache {
     pub fn open(dir: impl Into<PathBuf>) -> Result<ArtifactCache, Error> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|source| Error::ArtifactCache { path: dir.clone(), source })?;
-        Ok(ArtifactCache { dir })
+        Ok(ArtifactCache { dir, engine_hash: Arc::default() })
     }
 
     pub fn dir(&self) -> &Path {
@@ -195,9 +199,21 @@ impl ArtifactCache {
         })
     }
 
+    fn engine_hash(&self, engine: &Engine) -> String {
+        let mut last = self.engine_hash.lock().unwrap_or_else(|e| e.into_inner());
+        match &*last {
+            Some((known, hash)) if Engine::same(known, engine) => hash.clone(),
+            _ => {
+                let hash = engine_hash(engine);
+                *last = Some((engine.clone(), hash.clone()));
+                hash
+            }
+        }
+    }
+
     /// The entry for `bytes` compiled by `engine`.
     fn entry(&self, engine: &Engine, bytes: &[u8]) -> Entry<'_> {
-        let key = format!("{}-{}", hex::encode(Sha256::digest(bytes)), engine_hash(engine));
+        let key = format!("{}-{}", hex::encode(Sha256::digest(bytes)), self.engine_hash(engine));
         Entry {
             dir: &self.dir,
             artifact: self.dir.join(format!("{key}.cwasm")),

@@ -253,6 +253,7 @@ fn compile_in_parallel(
 ) -> Result<Vec<(PathBuf, Compiled)>, Error> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
     let next = AtomicUsize::new(0);
+    let from_cache = AtomicUsize::new(0);
     let results: Mutex<Vec<Result<(PathBuf, Compiled), Error>>> = Mutex::new(Vec::with_capacity(jobs.len()));
     let started = Instant::now();
     std::thread::scope(|scope| {
@@ -260,15 +261,23 @@ fn compile_in_parallel(
             scope.spawn(|| loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some((path, route)) = jobs.get(index) else { break };
-                let result = compile_one(engine, cache, path, route).map(|m| (path.clone(), m));
+                let result = compile_one(engine, cache, path, route).map(|(m, outcome)| {
+                    if outcome == CacheOutcome::Hit {
+                        from_cache.fetch_add(1, Ordering::Relaxed);
+                    }
+                    (path.clone(), m)
+                });
                 results.lock().unwrap_or_else(|e| e.into_inner()).push(result);
             });
         }
     });
     let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
     let compiled = results.into_iter().collect::<Result<Vec<_>, Error>>()?;
+    let from_cache = from_cache.into_inner();
     tracing::info!(
         modules = compiled.len(),
+        from_cache,
+        compiled = compiled.len() - from_cache,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "modules ready"
     );
@@ -282,7 +291,7 @@ fn compile_one(
     cache: Option<&ArtifactCache>,
     path: &Path,
     route: &str,
-) -> Result<Compiled, Error> {
+) -> Result<(Compiled, CacheOutcome), Error> {
     let module_error =
         |reason: String| Error::Module { route: route.to_owned(), module: path.to_owned(), reason };
     let bytes = std::fs::read(path).map_err(|e| module_error(format!("cannot read: {e}")))?;
@@ -310,7 +319,8 @@ fn compile_one(
     })?;
     let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
     if outcome == CacheOutcome::Hit {
-        tracing::info!(module = %path.display(), kind, bytes = bytes.len(), load_ms = elapsed_ms, "loaded from artifact cache");
+        // Not slow work, and a pod may map thousands: the "modules ready" line counts them.
+        tracing::debug!(module = %path.display(), kind, bytes = bytes.len(), load_ms = elapsed_ms, "loaded from artifact cache");
     } else {
         tracing::info!(
             module = %path.display(),
@@ -321,7 +331,7 @@ fn compile_one(
             "compiled"
         );
     }
-    Ok(compiled)
+    Ok((compiled, outcome))
 }
 
 /// Whether `bytes` (binary or text) are a component rather than a core module. A binary says so

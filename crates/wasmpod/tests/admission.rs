@@ -207,7 +207,7 @@ async fn probes_and_metrics_bypass_admission() {
 #[tokio::test]
 async fn an_exhausted_instance_pool_answers_503_and_recovers() {
     let (_dir, server) = start(&["--max-instances", "1"]);
-    server.wait_for_log("instance pool is smaller than admission allows");
+    server.wait_for_log("admission fills the pool before the capacity only with requests under");
     let holder = tokio::spawn(support::send(
         server.addr,
         Request::get("/sleep?ms=500").header("Memory-Request", "10"),
