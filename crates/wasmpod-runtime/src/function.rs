@@ -75,7 +75,7 @@ pub(crate) enum Prepared {
 /// What a WAGI request hands its guest.
 #[derive(Debug, Clone, Default)]
 pub struct WagiInput {
-    pub env: Vec<(String, String)>,
+    pub env: wasmpod_wagi::CgiEnv,
     pub argv: Vec<String>,
     pub body: Bytes,
 }

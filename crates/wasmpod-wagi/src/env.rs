@@ -1,5 +1,6 @@
 //! What a request becomes for the guest: the CGI 1.1 environment and argv.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use http::{HeaderMap, Method, Uri, Version};
@@ -27,15 +28,20 @@ pub struct CgiRequest<'a> {
     pub tls: bool,
 }
 
+/// A guest's environment: `(name, value)` pairs in the order the guest sees them. Names are
+/// `Cow` because the CGI ones are constants and a request should not allocate them.
+pub type CgiEnv = Vec<(Cow<'static, str>, String)>;
+
 /// Builds the guest's environment: the user's `--env`/`--env-file` values, then the CGI variables,
 /// then one `HTTP_*` per request header, each later group overriding the earlier one by name
 /// (WAGI's order, so `-e REQUEST_METHOD=x` has no effect). The guest sees nothing else.
 ///
 /// Deliberate deviation: `CONTENT_TYPE` carries the request's `Content-Type` (CGI 1.1 requires it;
 /// WAGI always sends ""), and `HTTP_CONTENT_TYPE` stays as well.
-pub fn build_env(req: &CgiRequest<'_>, user_env: &[(String, String)]) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = Vec::with_capacity(24 + req.headers.len() + user_env.len());
-    let mut set = |name: &str, value: String| env.push((name.to_owned(), value));
+pub fn build_env(req: &CgiRequest<'_>, user_env: &[(String, String)]) -> CgiEnv {
+    let mut env: CgiEnv = Vec::with_capacity(24 + req.headers.len() + user_env.len());
+    // The CGI names are constants: borrowed, not allocated, on every request.
+    let mut set = |name: &'static str, value: String| env.push((Cow::Borrowed(name), value));
 
     let path = req.uri.path();
     let raw_path_info = req.route.raw_path_info(path);
@@ -58,14 +64,15 @@ pub fn build_env(req: &CgiRequest<'_>, user_env: &[(String, String)]) -> Vec<(St
     set("PATH_INFO", path_info);
     set("X_RAW_PATH_INFO", raw_path_info.to_owned());
     set("QUERY_STRING", query.unwrap_or("").to_owned());
-    set("REMOTE_ADDR", req.remote_addr.to_string());
-    set("REMOTE_HOST", req.remote_addr.to_string());
+    let remote = req.remote_addr.to_string();
+    set("REMOTE_HOST", remote.clone());
+    set("REMOTE_ADDR", remote);
     set("REMOTE_USER", String::new());
     set("REQUEST_METHOD", req.method.as_str().to_owned());
     set("SCRIPT_NAME", req.route.script_name().to_owned());
     set("SERVER_NAME", server_name);
     set("SERVER_PORT", server_port);
-    set("SERVER_PROTOCOL", format!("{:?}", req.version));
+    set("SERVER_PROTOCOL", protocol(req.version).to_owned());
     set("SERVER_SOFTWARE", "WAGI/1".to_owned());
     set("X_MATCHED_ROUTE", req.route.text());
     set("X_FULL_URL", full_url);
@@ -81,15 +88,26 @@ pub fn build_env(req: &CgiRequest<'_>, user_env: &[(String, String)]) -> Vec<(St
         // Repeated headers: the last value wins, as in WAGI.
         match env[cgi_len..].iter_mut().find(|(n, _)| *n == var) {
             Some(existing) => existing.1 = value,
-            None => env.push((var, value)),
+            None => env.push((Cow::Owned(var), value)),
         }
     }
     for (name, value) in user_env {
         if !env.iter().any(|(n, _)| n == name) {
-            env.push((name.clone(), value.clone()));
+            env.push((Cow::Owned(name.clone()), value.clone()));
         }
     }
     env
+}
+
+/// `SERVER_PROTOCOL`, as WAGI printed it (`http::Version`'s `Debug`), without formatting.
+fn protocol(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
 }
 
 /// `SERVER_NAME`/`SERVER_PORT`: the URI authority (else `localhost`/`80`), overridden by the
@@ -187,7 +205,16 @@ mod tests {
         }
     }
 
-    fn env_of(r: &Request, user: &[(&str, &str)]) -> Vec<(String, String)> {
+    #[test]
+    fn server_protocol_is_what_wagi_printed() {
+        for version in
+            [Version::HTTP_09, Version::HTTP_10, Version::HTTP_11, Version::HTTP_2, Version::HTTP_3]
+        {
+            assert_eq!(protocol(version), format!("{version:?}"));
+        }
+    }
+
+    fn env_of(r: &Request, user: &[(&str, &str)]) -> CgiEnv {
         let user: Vec<(String, String)> = user.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let req = CgiRequest {
             method: &r.method,
@@ -203,7 +230,7 @@ mod tests {
         build_env(&req, &user)
     }
 
-    fn get<'e>(env: &'e [(String, String)], name: &str) -> Option<&'e str> {
+    fn get<'e>(env: &'e [(Cow<'static, str>, String)], name: &str) -> Option<&'e str> {
         let mut found = env.iter().filter(|(n, _)| n == name);
         let first = found.next().map(|(_, v)| v.as_str());
         assert!(found.next().is_none(), "{name} appears twice");

@@ -13,7 +13,7 @@ mod output;
 mod route;
 mod routes_text;
 
-pub use env::{build_argv, build_env, parse_env_flag, CgiRequest, DEFAULT_HOST};
+pub use env::{build_argv, build_env, parse_env_flag, CgiEnv, CgiRequest, DEFAULT_HOST};
 pub use error::Error;
 pub use output::{parse_output, CgiResponse, OutputError, MISSING_HEADERS_MESSAGE};
 pub use route::{RouteMatch, RoutePattern, RouteTable};
