@@ -150,7 +150,7 @@ for repeat in $(seq 1 "$repeats"); do
   done
 done
 
-stem="$(date +%F)-$(hostname -s)"
+stem="$(date +%F-%H%M)-$(hostname -s)"
 latest=latest
 if $quick; then stem="$stem-quick"; latest=latest-quick; fi
 mkdir -p "$bench_dir/results"
