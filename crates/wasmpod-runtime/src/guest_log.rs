@@ -41,19 +41,59 @@ impl GuestLog {
         Ok(GuestLog { function: Arc::from(route), file })
     }
 
-    fn write_bytes(&self, bytes: &[u8]) -> std::io::Result<()> {
-        let text = String::from_utf8_lossy(bytes);
+    /// One request's stream: the file gets every write as it comes; the server log gets whole
+    /// lines (guests write in fragments: Rust's panic message arrives in a dozen writes).
+    fn stream(&self) -> GuestLogStream {
+        GuestLogStream { log: self.clone(), pending: Vec::new() }
+    }
+
+    fn log_line(&self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
         let text = text.trim_end();
-        match &self.file {
-            Some(file) => {
-                tracing::debug!(function = %self.function, stderr = %text, "guest stderr");
-                (&**file).write_all(bytes)
-            }
-            None => {
-                tracing::info!(function = %self.function, stderr = %text, "guest stderr");
-                Ok(())
-            }
+        if text.is_empty() {
+            return;
         }
+        if self.file.is_some() {
+            tracing::debug!(function = %self.function, stderr = %text, "guest stderr");
+        } else {
+            tracing::info!(function = %self.function, stderr = %text, "guest stderr");
+        }
+    }
+}
+
+/// The longest partial line held back from the server log; a longer one is logged as it is.
+const MAX_PENDING_LINE: usize = 16 << 10;
+
+/// A [`GuestLog`] as one request's stdout/stderr: complete lines go to the server log, and what
+/// is left of a line when the request ends is logged then.
+pub struct GuestLogStream {
+    log: GuestLog,
+    pending: Vec<u8>,
+}
+
+impl GuestLogStream {
+    fn write_bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if let Some(file) = &self.log.file {
+            (&**file).write_all(bytes)?;
+        }
+        self.pending.extend_from_slice(bytes);
+        if let Some(end) = self.pending.iter().rposition(|&b| b == b'\n') {
+            for line in self.pending[..end].split(|&b| b == b'\n') {
+                self.log.log_line(line);
+            }
+            self.pending.drain(..=end);
+        }
+        if self.pending.len() > MAX_PENDING_LINE {
+            self.log.log_line(&self.pending);
+            self.pending.clear();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for GuestLogStream {
+    fn drop(&mut self) {
+        self.log.log_line(&self.pending);
     }
 }
 
@@ -71,20 +111,20 @@ impl IsTerminal for GuestLog {
 
 impl StdoutStream for GuestLog {
     fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(self.clone())
+        Box::new(self.stream())
     }
 
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
+        Box::new(self.stream())
     }
 }
 
 #[wasmtime_wasi::async_trait]
-impl Pollable for GuestLog {
+impl Pollable for GuestLogStream {
     async fn ready(&mut self) {}
 }
 
-impl OutputStream for GuestLog {
+impl OutputStream for GuestLogStream {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
         self.write_bytes(&bytes).map_err(|e| StreamError::LastOperationFailed(wasmtime::format_err!(e)))
     }
@@ -98,9 +138,9 @@ impl OutputStream for GuestLog {
     }
 }
 
-impl tokio::io::AsyncWrite for GuestLog {
+impl tokio::io::AsyncWrite for GuestLogStream {
     fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Poll::Ready(self.write_bytes(buf).map(|()| buf.len()))
+        Poll::Ready(self.get_mut().write_bytes(buf).map(|()| buf.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -128,9 +168,24 @@ mod tests {
     fn writes_append_to_the_shared_file() {
         let dir = tempfile::tempdir().unwrap();
         let log = GuestLog::open(Some(dir.path()), "/r").unwrap();
-        log.write_bytes(b"one\n").unwrap();
-        log.clone().write_bytes(b"two\n").unwrap();
+        log.stream().write_bytes(b"one\n").unwrap();
+        let mut second = log.clone().stream();
+        second.write_bytes(b"tw").unwrap();
+        second.write_bytes(b"o\n").unwrap();
         let text = std::fs::read_to_string(log_file_path(dir.path(), "/r")).unwrap();
         assert_eq!(text, "one\ntwo\n");
+    }
+
+    #[test]
+    fn fragments_are_held_until_the_line_ends_and_the_rest_until_the_end() {
+        let log = GuestLog::open(None, "/r").unwrap();
+        let mut stream = log.stream();
+        stream.write_bytes(b"thread '").unwrap();
+        stream.write_bytes(b"main' panicked").unwrap();
+        assert_eq!(stream.pending, b"thread 'main' panicked");
+        stream.write_bytes(b"\nnext line\nand a rest").unwrap();
+        assert_eq!(stream.pending, b"and a rest");
+        stream.write_bytes(&vec![b'x'; MAX_PENDING_LINE]).unwrap();
+        assert!(stream.pending.is_empty(), "an overlong line is logged as it is");
     }
 }
