@@ -257,6 +257,14 @@ async fn send(
     deadline: Instant,
 ) -> Result<(u16, HeaderMap, Bytes), SendError> {
     let total = OUTBOUND_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
+    let mut headers = headers;
+    // HTTP/1.1 requires Host; the client sends the path only, so name the authority here (as
+    // wasmtime does for components) unless the guest set one.
+    if !headers.contains_key(http::header::HOST) {
+        if let Some(host) = uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
+            headers.insert(http::header::HOST, host);
+        }
+    }
     let body = Full::new(body)
         .map_err(|never: std::convert::Infallible| -> wasmtime_wasi_http::Error { match never {} });
     let mut request = http::Request::new(body);

@@ -20,7 +20,7 @@ fn start(config: &str) -> (tempfile::TempDir, Server) {
     (dir, server)
 }
 
-/// An upstream answering `<method> <path> x-from=<header> body=<body>` as `text/upstream`, with
+/// An upstream answering `<method> <path> host=<header> x-from=<header> body=<body>` as `text/upstream`, with
 /// an extra `x-upstream` header.
 async fn upstream() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -31,11 +31,14 @@ async fn upstream() -> SocketAddr {
             let service = service_fn(|request: hyper::Request<hyper::body::Incoming>| async move {
                 let (parts, body) = request.into_parts();
                 let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                let from = parts.headers.get("x-from").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                let header =
+                    |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("-");
                 let text = format!(
-                    "{} {} x-from={from} body={}",
+                    "{} {} host={} x-from={} body={}",
                     parts.method,
                     parts.uri.path(),
+                    header("host"),
+                    header("x-from"),
                     String::from_utf8_lossy(&body)
                 );
                 let response = hyper::Response::builder()
@@ -72,8 +75,9 @@ async fn a_wagi_module_calls_an_allowed_host_and_reads_the_response() {
     // content-type, x-upstream, content-length, date: at least the first three.
     let headers: usize = lines[2].strip_prefix("headers ").unwrap().parse().unwrap();
     assert!(headers >= 3, "{text}");
-    // Method, request headers and body reach the upstream; the body is read back in pieces.
-    assert_eq!(lines[3], "POST /data x-from=outbound body=ping", "{text}");
+    // Method, Host (which HTTP/1.1 servers require), request headers and body reach the
+    // upstream; the body is read back in pieces.
+    assert_eq!(lines[3], format!("POST /data host={upstream} x-from=outbound body=ping"), "{text}");
     // A closed handle is invalid (WAGI's error 1).
     assert_eq!(lines[4], "after close 1", "{text}");
 }
