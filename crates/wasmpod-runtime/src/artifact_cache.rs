@@ -52,6 +52,9 @@ pub struct ArtifactCache {
 /// Code wasmtime can precompile to an image and map back: core modules and components (their
 /// images are not interchangeable, and wasmtime refuses one kind's image as the other).
 pub trait Artifact: Sized {
+    /// Compiles `bytes` (binary or text) for `engine`, in memory.
+    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
+
     /// Compiles `bytes` (binary or text) to an image for `engine`.
     fn precompile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Vec<u8>>;
 
@@ -70,6 +73,10 @@ pub trait Artifact: Sized {
 }
 
 impl Artifact for Module {
+    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        Module::new(engine, bytes)
+    }
+
     fn precompile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Vec<u8>> {
         engine.precompile_module(bytes)
     }
@@ -86,6 +93,10 @@ impl Artifact for Module {
 }
 
 impl Artifact for Component {
+    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        Component::new(engine, bytes)
+    }
+
     fn precompile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Vec<u8>> {
         engine.precompile_component(bytes)
     }
@@ -117,6 +128,40 @@ impl Artifact for Component {
     unsafe fn deserialize(engine: &Engine, image: &[u8]) -> wasmtime::Result<Self> {
         // SAFETY: forwarded to the caller.
         unsafe { Component::deserialize(engine, image) }
+    }
+}
+
+/// A compiled guest, of the kind its bytes say it is.
+pub(crate) enum Compiled {
+    Module(Module),
+    Component(Component),
+}
+
+/// Compiles `bytes` as a core module or a component, whichever they are (no setting: the same
+/// `module = "x.wasm"` serves both), through `cache` when there is one.
+pub(crate) fn compile(
+    engine: &Engine,
+    cache: Option<&ArtifactCache>,
+    bytes: &[u8],
+    module_path: &Path,
+) -> Result<(Compiled, CacheOutcome), Error> {
+    fn one<A: Artifact>(
+        engine: &Engine,
+        cache: Option<&ArtifactCache>,
+        bytes: &[u8],
+        module_path: &Path,
+    ) -> Result<(A, CacheOutcome), Error> {
+        match cache {
+            Some(cache) => cache.load_or_compile(engine, bytes, module_path),
+            None => A::compile(engine, bytes).map(|artifact| (artifact, CacheOutcome::Miss)).map_err(|e| {
+                Error::InvalidModule { module: module_path.to_owned(), reason: format!("{e:#}") }
+            }),
+        }
+    }
+    if crate::registry::is_component(bytes) {
+        one(engine, cache, bytes, module_path).map(|(c, outcome)| (Compiled::Component(c), outcome))
+    } else {
+        one(engine, cache, bytes, module_path).map(|(m, outcome)| (Compiled::Module(m), outcome))
     }
 }
 
@@ -192,11 +237,7 @@ impl ArtifactCache {
     /// Makes sure `bytes` (a module or a component, told apart as `serve` does) has a verified
     /// entry, compiling it if not: what `wasmpod compile` does to warm a cache ahead of a rollout.
     pub fn fill(&self, engine: &Engine, bytes: &[u8], module_path: &Path) -> Result<CacheOutcome, Error> {
-        Ok(if crate::is_component(bytes) {
-            self.load_or_compile::<Component>(engine, bytes, module_path)?.1
-        } else {
-            self.load_or_compile::<Module>(engine, bytes, module_path)?.1
-        })
+        compile(engine, Some(self), bytes, module_path).map(|(_, outcome)| outcome)
     }
 
     fn engine_hash(&self, engine: &Engine) -> String {

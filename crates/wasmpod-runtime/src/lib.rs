@@ -31,5 +31,5 @@ pub use experimental_http::MAX_RESPONSE_BYTES;
 pub use function::{Function, Outcome, WagiInput, WagiState, MAX_STDOUT_BYTES};
 pub use guest_log::{log_file_path, GuestLog};
 pub use limits::RequestLimits;
-pub use registry::{is_component, Registry, Runtime};
+pub use registry::{Registry, Runtime};
 pub use wasi_http::{GuestEnd, HttpBody, HttpOutcome, OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_TIMEOUT};

@@ -14,6 +14,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use crate::artifact_cache::{self, Compiled};
 use crate::experimental_http;
 use crate::function::{Function, Prepared, WagiState};
 use crate::limits::yield_on_epoch;
@@ -35,12 +36,6 @@ pub struct Runtime {
     component_linker: wasmtime::component::Linker<HttpState>,
     cache: Option<ArtifactCache>,
     _ticker: EpochTicker,
-}
-
-/// A compiled guest: which kind it is was read from its bytes.
-enum Compiled {
-    Module(Module),
-    Component(Component),
 }
 
 impl Runtime {
@@ -284,8 +279,7 @@ fn compile_in_parallel(
     Ok(compiled)
 }
 
-/// Compiles a file as a core module or a component, whichever its bytes say it is (no setting:
-/// the same `module = "x.wasm"` serves both), or maps it from the artifact cache.
+/// Reads and compiles one file (or maps it from the artifact cache), with a log line.
 fn compile_one(
     engine: &Engine,
     cache: Option<&ArtifactCache>,
@@ -296,25 +290,9 @@ fn compile_one(
         |reason: String| Error::Module { route: route.to_owned(), module: path.to_owned(), reason };
     let bytes = std::fs::read(path).map_err(|e| module_error(format!("cannot read: {e}")))?;
     let start = Instant::now();
-    let component = is_component(&bytes);
-    let kind = if component { "component" } else { "module" };
-    let invalid = |reason: String| module_error(format!("invalid {kind}: {reason}"));
-    let (compiled, outcome) = match (cache, component) {
-        (Some(cache), true) => cache
-            .load_or_compile::<Component>(engine, &bytes, path)
-            .map(|(c, outcome)| (Compiled::Component(c), outcome)),
-        (Some(cache), false) => cache
-            .load_or_compile::<Module>(engine, &bytes, path)
-            .map(|(m, outcome)| (Compiled::Module(m), outcome)),
-        (None, true) => Component::new(engine, &bytes)
-            .map(|c| (Compiled::Component(c), CacheOutcome::Miss))
-            .map_err(|e| Error::InvalidModule { module: path.to_owned(), reason: format!("{e:#}") }),
-        (None, false) => Module::new(engine, &bytes)
-            .map(|m| (Compiled::Module(m), CacheOutcome::Miss))
-            .map_err(|e| Error::InvalidModule { module: path.to_owned(), reason: format!("{e:#}") }),
-    }
-    .map_err(|e| match e {
-        Error::InvalidModule { reason, .. } => invalid(reason),
+    let kind = if is_component(&bytes) { "component" } else { "module" };
+    let (compiled, outcome) = artifact_cache::compile(engine, cache, &bytes, path).map_err(|e| match e {
+        Error::InvalidModule { reason, .. } => module_error(format!("invalid {kind}: {reason}")),
         other => other,
     })?;
     let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
@@ -337,7 +315,7 @@ fn compile_one(
 /// Whether `bytes` (binary or text) are a component rather than a core module. A binary says so
 /// in its header's layer field (what `wasmparser::Parser::is_component` reads); a `.wat` file by
 /// its first form.
-pub fn is_component(bytes: &[u8]) -> bool {
+pub(crate) fn is_component(bytes: &[u8]) -> bool {
     if bytes.starts_with(b"\0asm") {
         // The 16-bit layer field after the version: 0 for a core module, 1 for a component.
         return bytes.get(6..8) == Some(&[1, 0]);
