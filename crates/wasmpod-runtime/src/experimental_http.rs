@@ -8,15 +8,14 @@
 //!   `http_max_concurrency` budget. WAGI cached one table per module, shared by every concurrent
 //!   request and leaking handles a guest forgot to close for the life of the process.
 //! - The call is async and bounded: it never blocks a worker thread (WAGI blocked one per call),
-//!   it must connect within [`OUTBOUND_CONNECT_TIMEOUT`], finish within [`OUTBOUND_TIMEOUT`] and
+//!   it must connect within [`crate::OUTBOUND_CONNECT_TIMEOUT`], finish within [`OUTBOUND_TIMEOUT`] and
 //!   within what is left of the request's own time, and a response body is capped at
 //!   [`MAX_RESPONSE_BYTES`].
 //!
-//! Allowed targets are the function's `allowed_hosts`, read as [`AllowedHosts`] reads them
+//! Allowed targets are the function's `allowed_hosts`, read as [`crate::AllowedHosts`] reads them
 //! (WAGI's `https://host` entries match the host whatever the scheme and port, as in WAGI).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,10 +23,10 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use wasmtime::{Caller, Extern, Linker, Memory};
-use wasmtime_wasi_http::RequestOptions;
 
 use crate::function::WagiState;
-use crate::{AllowedHosts, OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_TIMEOUT};
+use crate::outbound::{self, OutboundPolicy};
+use crate::OUTBOUND_TIMEOUT;
 
 /// The import module name.
 pub(crate) const MODULE: &str = "wasi_experimental_http";
@@ -54,20 +53,12 @@ pub(crate) enum HttpError {
     TooManySessions = 13,
 }
 
-/// A function's outbound policy, built once at load (only for modules that import the API).
-#[derive(Debug, Default)]
-pub(crate) struct Policy {
-    pub(crate) allowed_hosts: AllowedHosts,
-    /// At most this many responses open at once in one request (`http_max_concurrency`).
-    pub(crate) max_concurrency: Option<u32>,
-    /// Requests refused by `allowed_hosts`, for the metrics.
-    pub(crate) denied: AtomicU64,
-}
-
 /// One request's outbound state.
 pub(crate) struct RequestHttp {
     function: Arc<str>,
-    policy: Arc<Policy>,
+    policy: Arc<OutboundPolicy>,
+    /// At most this many responses open at once (`http_max_concurrency`).
+    max_concurrency: Option<u32>,
     /// The incoming request's deadline: no outbound call outlives it.
     deadline: Instant,
     responses: HashMap<u32, Response>,
@@ -80,8 +71,13 @@ struct Response {
 }
 
 impl RequestHttp {
-    pub(crate) fn new(function: Arc<str>, policy: Arc<Policy>, deadline: Instant) -> RequestHttp {
-        RequestHttp { function, policy, deadline, responses: HashMap::new(), next_handle: 0 }
+    pub(crate) fn new(
+        function: Arc<str>,
+        policy: Arc<OutboundPolicy>,
+        max_concurrency: Option<u32>,
+        deadline: Instant,
+    ) -> RequestHttp {
+        RequestHttp { function, policy, max_concurrency, deadline, responses: HashMap::new(), next_handle: 0 }
     }
 }
 
@@ -177,7 +173,7 @@ struct ReqArgs {
 async fn req(caller: &mut Caller<'_, WagiState>, args: ReqArgs) -> Result<(), HttpError> {
     let memory = memory(caller)?;
     let http = caller.data().http.as_ref().ok_or(HttpError::Runtime)?;
-    if let Some(max) = http.policy.max_concurrency {
+    if let Some(max) = http.max_concurrency {
         if http.responses.len() >= max as usize {
             return Err(HttpError::TooManySessions);
         }
@@ -189,9 +185,7 @@ async fn req(caller: &mut Caller<'_, WagiState>, args: ReqArgs) -> Result<(), Ht
     if uri.scheme().is_none() || uri.host().is_none() {
         return Err(HttpError::InvalidUrl);
     }
-    if !policy.allowed_hosts.allows(&uri) {
-        policy.denied.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(%function, target = %url, "outbound request denied: not in allowed_hosts");
+    if !policy.permits(&function, &uri) {
         return Err(HttpError::DestinationNotAllowed);
     }
     let method = Method::from_bytes(read_str(caller, memory, args.method)?.as_bytes())
@@ -271,15 +265,9 @@ async fn send(
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
-    let options = RequestOptions {
-        connect_timeout: Some(OUTBOUND_CONNECT_TIMEOUT.min(total)),
-        first_byte_timeout: Some(total),
-        between_bytes_timeout: Some(total),
-    };
     let exchange = async {
-        let (response, connection) = wasmtime_wasi_http::default_send_request(request, Some(options))
-            .await
-            .map_err(SendError::Http)?;
+        let (response, connection) =
+            outbound::send(request, None, deadline).await.map_err(SendError::Http)?;
         // The connection must be driven while the body is read; it ends with the response.
         let connection = tokio::spawn(connection);
         let (parts, body) = response.into_parts();
@@ -415,7 +403,7 @@ mod tests {
 
     #[test]
     fn handles_count_up_and_skip_open_ones() {
-        let mut http = RequestHttp::new("/f".into(), Arc::default(), Instant::now());
+        let mut http = RequestHttp::new("/f".into(), Arc::default(), None, Instant::now());
         let response = || Response { headers: HeaderMap::new(), body: Bytes::new() };
         http.responses.insert(0, response());
         http.responses.insert(1, response());

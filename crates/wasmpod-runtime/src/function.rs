@@ -15,8 +15,9 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
-use crate::experimental_http::{Policy, RequestHttp};
+use crate::experimental_http::RequestHttp;
 use crate::limits::{yield_on_epoch, CpuQuota, GuestLimits, MemoryLimiter};
+use crate::outbound::OutboundPolicy;
 use crate::{FunctionSpec, GuestLog, RequestLimits, RunError};
 
 /// The most a guest may print to stdout for one response (a larger write traps: 500).
@@ -66,7 +67,7 @@ pub(crate) enum Prepared {
         entrypoint_name: String,
         results: usize,
         /// Set when the module imports `wasi_experimental_http`.
-        outbound: Option<Arc<Policy>>,
+        outbound: Option<Arc<OutboundPolicy>>,
     },
     /// A `wasi:http/incoming-handler` component.
     Http(crate::wasi_http::HttpFunction),
@@ -130,8 +131,9 @@ impl Function {
         let mut store = self.new_store(pre, input, stdout.clone(), limits);
         if let Some(policy) = outbound {
             let deadline = Instant::now() + timeout;
-            store.data_mut().http =
-                Some(Box::new(RequestHttp::new(self.name.clone(), policy.clone(), deadline)));
+            let http =
+                RequestHttp::new(self.name.clone(), policy.clone(), self.spec.http_max_concurrency, deadline);
+            store.data_mut().http = Some(Box::new(http));
         }
         let mut instantiate = Duration::ZERO;
 

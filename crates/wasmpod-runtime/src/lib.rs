@@ -19,6 +19,7 @@ mod experimental_http;
 mod function;
 mod guest_log;
 mod limits;
+mod outbound;
 mod registry;
 mod wasi_http;
 
@@ -31,5 +32,6 @@ pub use experimental_http::MAX_RESPONSE_BYTES;
 pub use function::{Function, Outcome, WagiInput, WagiState, MAX_STDOUT_BYTES};
 pub use guest_log::{log_file_path, GuestLog};
 pub use limits::RequestLimits;
+pub use outbound::{OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_TIMEOUT};
 pub use registry::{Registry, Runtime};
-pub use wasi_http::{GuestEnd, HttpBody, HttpOutcome, OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_TIMEOUT};
+pub use wasi_http::{GuestEnd, HttpBody, HttpOutcome};

@@ -18,10 +18,11 @@ use crate::artifact_cache::{self, Compiled};
 use crate::experimental_http;
 use crate::function::{Function, Prepared, WagiState};
 use crate::limits::yield_on_epoch;
+use crate::outbound::OutboundPolicy;
 use crate::wasi_http::{HttpFunction, HttpState};
 use crate::{
-    build_engine, AllowedHosts, ArtifactCache, CacheOutcome, EngineOptions, EpochTicker, Error, FunctionSpec,
-    GuestLog, RequestLimits,
+    build_engine, ArtifactCache, CacheOutcome, EngineOptions, EpochTicker, Error, FunctionSpec, GuestLog,
+    RequestLimits,
 };
 
 /// How long a module's `_routes` export may run at load.
@@ -132,11 +133,7 @@ impl Runtime {
         // Only a module that can call out needs its allow-list (as in WAGI, which never read it
         // otherwise); a malformed one stops the load instead of failing every call.
         let outbound = if module.imports().any(|i| i.module() == experimental_http::MODULE) {
-            Some(Arc::new(experimental_http::Policy {
-                allowed_hosts: AllowedHosts::parse(&spec.allowed_hosts).map_err(module_error)?,
-                max_concurrency: spec.http_max_concurrency,
-                denied: Default::default(),
-            }))
+            Some(Arc::new(OutboundPolicy::parse(&spec.allowed_hosts).map_err(module_error)?))
         } else {
             None
         };
@@ -188,17 +185,13 @@ impl Runtime {
         let pre = ProxyPre::new(pre).map_err(|e| {
             module_error(format!("a component must export wasi:http/incoming-handler (0.2.x): {e:#}"))
         })?;
-        let allowed_hosts = AllowedHosts::parse(&spec.allowed_hosts).map_err(module_error)?;
+        let outbound = Arc::new(OutboundPolicy::parse(&spec.allowed_hosts).map_err(module_error)?);
         Ok(Function {
             name: Arc::from(name.as_str()),
             log: GuestLog::open(log_dir, &name)?,
             route,
             spec: spec.clone(),
-            prepared: Prepared::Http(HttpFunction {
-                pre,
-                allowed_hosts: Arc::new(allowed_hosts),
-                outbound_denied: Default::default(),
-            }),
+            prepared: Prepared::Http(HttpFunction { pre, outbound }),
         })
     }
 

@@ -9,7 +9,7 @@
 //! function's `allowed_hosts` and the request's deadline.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,16 +27,11 @@ use wasmtime_wasi_http::{
 
 use crate::function::{instantiate_error, Function, Prepared};
 use crate::limits::{yield_on_epoch, CpuQuota, GuestLimits, MemoryLimiter};
-use crate::{AllowedHosts, RequestLimits, RunError};
+use crate::outbound::{self, OutboundPolicy};
+use crate::{RequestLimits, RunError};
 
 /// The export a component must have to be served.
 pub(crate) const INCOMING_HANDLER: &str = "wasi:http/incoming-handler";
-
-/// How long an outbound request may take to connect (less if the request has less time left).
-pub const OUTBOUND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long an outbound request may take until its response headers arrive (less if the
-/// request has less time left; its body is bounded by the request's own time limit).
-pub const OUTBOUND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A response body streamed out of a component.
 pub type HttpBody = UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
@@ -60,8 +55,7 @@ pub struct GuestEnd {
 /// A component prepared at load.
 pub(crate) struct HttpFunction {
     pub(crate) pre: ProxyPre<HttpState>,
-    pub(crate) allowed_hosts: Arc<AllowedHosts>,
-    pub(crate) outbound_denied: Arc<AtomicU64>,
+    pub(crate) outbound: Arc<OutboundPolicy>,
 }
 
 /// Store data of a `wasi:http` guest.
@@ -190,10 +184,8 @@ impl Function {
     /// Outbound requests this component was refused, since load.
     pub fn outbound_denied(&self) -> u64 {
         match &self.prepared {
-            Prepared::Http(function) => function.outbound_denied.load(Ordering::Relaxed),
-            Prepared::Wagi { outbound, .. } => {
-                outbound.as_ref().map_or(0, |policy| policy.denied.load(Ordering::Relaxed))
-            }
+            Prepared::Http(function) => function.outbound.denied(),
+            Prepared::Wagi { outbound, .. } => outbound.as_ref().map_or(0, |policy| policy.denied()),
         }
     }
 
@@ -215,12 +207,7 @@ impl Function {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            outbound: Outbound {
-                function: self.name.clone(),
-                allowed_hosts: function.allowed_hosts.clone(),
-                denied: function.outbound_denied.clone(),
-                deadline,
-            },
+            outbound: Outbound { function: self.name.clone(), policy: function.outbound.clone(), deadline },
             limiter: MemoryLimiter::for_component(limits.memory_bytes),
             cpu: limits.cpu_quota_millicores.map(CpuQuota::new),
         };
@@ -267,8 +254,7 @@ fn trap_error(e: wasmtime::Error, limiter: &MemoryLimiter) -> RunError {
 /// The outbound side of a component: every request it sends passes here.
 struct Outbound {
     function: Arc<str>,
-    allowed_hosts: Arc<AllowedHosts>,
-    denied: Arc<AtomicU64>,
+    policy: Arc<OutboundPolicy>,
     /// When the incoming request's time is up; no outbound call may outlive it.
     deadline: Instant,
 }
@@ -285,30 +271,13 @@ impl WasiHttpHooks for Outbound {
         options: Option<RequestOptions>,
         _response_error: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
-        if !self.allowed_hosts.allows(request.uri()) {
-            self.denied.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                function = %self.function,
-                target = %request.uri(),
-                "outbound request denied: not in allowed_hosts"
-            );
+        if !self.policy.permits(&self.function, request.uri()) {
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        let total = OUTBOUND_TIMEOUT.min(left);
-        let cap = |asked: Option<Duration>, most: Duration| Some(asked.map_or(most, |a| a.min(most)));
-        let options = options.unwrap_or_default();
-        let options = RequestOptions {
-            connect_timeout: cap(options.connect_timeout, OUTBOUND_CONNECT_TIMEOUT.min(total)),
-            first_byte_timeout: cap(options.first_byte_timeout, total),
-            between_bytes_timeout: cap(options.between_bytes_timeout, left),
-        };
         tracing::debug!(function = %self.function, target = %request.uri(), "outbound request");
+        let deadline = self.deadline;
         Box::new(async move {
-            let send = wasmtime_wasi_http::default_send_request(request, Some(options));
-            let (response, io) = tokio::time::timeout(total, send)
-                .await
-                .map_err(|_| wasmtime_wasi_http::Error::ConnectionTimeout)??;
+            let (response, io) = outbound::send(request, options, deadline).await?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
