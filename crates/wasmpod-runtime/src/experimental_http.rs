@@ -315,8 +315,7 @@ fn body_read(
     let response = http.responses.get_mut(&handle).ok_or(HttpError::InvalidHandle)?;
     let n = response.body.len().min(buf_len as usize);
     let chunk = response.body.split_to(n);
-    write(caller, memory, buf, &chunk)?;
-    write(caller, memory, written, &(n as u32).to_le_bytes())
+    write_counted(caller, memory, buf, written, &chunk)
 }
 
 fn header_get(
@@ -334,8 +333,7 @@ fn header_get(
     if found.len() > value.1 as usize {
         return Err(HttpError::BufferTooSmall);
     }
-    write(caller, memory, value.0, &found)?;
-    write(caller, memory, written, &(found.len() as u32).to_le_bytes())
+    write_counted(caller, memory, value.0, written, &found)
 }
 
 fn headers_get_all(
@@ -352,8 +350,7 @@ fn headers_get_all(
     if text.len() > buf_len as usize {
         return Err(HttpError::BufferTooSmall);
     }
-    write(caller, memory, buf, text.as_bytes())?;
-    write(caller, memory, written, &(text.len() as u32).to_le_bytes())
+    write_counted(caller, memory, buf, written, text.as_bytes())
 }
 
 fn memory(caller: &mut Caller<'_, WagiState>) -> Result<Memory, HttpError> {
@@ -371,6 +368,18 @@ fn read(caller: &Caller<'_, WagiState>, memory: Memory, (offset, len): Buf) -> R
 
 fn read_str(caller: &Caller<'_, WagiState>, memory: Memory, buf: Buf) -> Result<String, HttpError> {
     String::from_utf8(read(caller, memory, buf)?).map_err(|_| HttpError::Utf8)
+}
+
+/// Writes `bytes` at `offset` and their length at `written`: how every call hands data back.
+fn write_counted(
+    caller: &mut Caller<'_, WagiState>,
+    memory: Memory,
+    offset: u32,
+    written: u32,
+    bytes: &[u8],
+) -> Result<(), HttpError> {
+    write(caller, memory, offset, bytes)?;
+    write(caller, memory, written, &(bytes.len() as u32).to_le_bytes())
 }
 
 fn write(
