@@ -4,7 +4,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{module, write_config, Request, Server};
+use support::{metric, module, write_config, Request, Server};
 use wasmpod_guests as guests;
 
 fn start(extra: &[&str]) -> (tempfile::TempDir, Server) {
@@ -21,10 +21,6 @@ fn start(extra: &[&str]) -> (tempfile::TempDir, Server) {
     args.extend_from_slice(extra);
     let server = Server::start_in(dir.path(), &args);
     (dir, server)
-}
-
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
 }
 
 #[tokio::test]

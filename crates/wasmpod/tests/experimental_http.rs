@@ -10,15 +10,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use support::{module, write_config, Server};
+use support::{metric, module, start_with_config, write_config};
 use wasmpod_guests as guests;
-
-fn start(config: &str) -> (tempfile::TempDir, Server) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), config);
-    let server = Server::start_in(dir.path(), &["-c", config.to_str().unwrap()]);
-    (dir, server)
-}
 
 /// An upstream answering `<method> <path> host=<header> x-from=<header> body=<body>` as `text/upstream`, with
 /// an extra `x-upstream` header.
@@ -56,15 +49,11 @@ async fn upstream() -> SocketAddr {
     addr
 }
 
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
-}
-
 #[tokio::test]
 async fn a_wagi_module_calls_an_allowed_host_and_reads_the_response() {
     let upstream = upstream().await;
     let allowed = format!("allowed_hosts = [\"http://{upstream}\"]");
-    let (_dir, server) = start(&module("/out", guests::OUTBOUND, &allowed));
+    let (_dir, server) = start_with_config(&module("/out", guests::OUTBOUND, &allowed));
 
     let r = server.get(&format!("/out?url=http://{upstream}/data")).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -90,18 +79,13 @@ async fn a_host_not_allowed_gets_error_7_a_warning_and_a_metric() {
         module("/other", guests::OUTBOUND, "allowed_hosts = [\"https://example.com\"]"),
     ]
     .concat();
-    let (_dir, server) = start(&config);
+    let (_dir, server) = start_with_config(&config);
 
     for route in ["/closed", "/other"] {
         let r = server.get(&format!("{route}?url=http://{upstream}/data")).await;
         assert_eq!((r.status, r.text().as_str()), (200, "error 7\n"), "{route}");
     }
-    let log = server.wait_for_log("outbound request denied");
-    let line = log.lines().find(|l| l.contains("outbound request denied")).unwrap();
-    assert!(
-        line.contains("WARN") && line.contains("/closed") && line.contains(&upstream.to_string()),
-        "{line}"
-    );
+    support::assert_outbound_denied_logged(&server, "/closed", &upstream.to_string());
 
     let text = server.get("/metrics").await.text();
     assert_eq!(metric(&text, "wasmpod_outbound_denied_total{function=\"/closed\"}"), Some(1.0), "{text}");
@@ -117,7 +101,7 @@ async fn wagi_entries_match_the_host_whatever_the_scheme_and_port_and_allow_all_
         module("/all", guests::OUTBOUND, "allowed_hosts = [\"insecure:allow-all\"]"),
     ]
     .concat();
-    let (_dir, server) = start(&config);
+    let (_dir, server) = start_with_config(&config);
     for route in ["/host", "/all"] {
         let r = server.get(&format!("{route}?url=http://{upstream}/x")).await;
         assert!(r.text().starts_with("status 200\n"), "{route}: {}", r.text());
@@ -128,7 +112,7 @@ async fn wagi_entries_match_the_host_whatever_the_scheme_and_port_and_allow_all_
 async fn http_max_concurrency_bounds_open_responses_within_one_request_only() {
     let upstream = upstream().await;
     let extra = format!("allowed_hosts = [\"http://{upstream}\"]\nhttp_max_concurrency = 2");
-    let (_dir, server) = start(&module("/out", guests::OUTBOUND, &extra));
+    let (_dir, server) = start_with_config(&module("/out", guests::OUTBOUND, &extra));
 
     let url = format!("http://{upstream}/c");
     assert!(server.get(&format!("/out?url={url}&n=2")).await.text().starts_with("status 200\n"));
@@ -146,7 +130,8 @@ async fn http_max_concurrency_bounds_open_responses_within_one_request_only() {
 async fn bad_urls_and_unreachable_hosts_fail_inside_the_guest() {
     // A port nothing listens on: bind, note it, close.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let (_dir, server) = start(&module("/out", guests::OUTBOUND, "allowed_hosts = [\"insecure:allow-all\"]"));
+    let (_dir, server) =
+        start_with_config(&module("/out", guests::OUTBOUND, "allowed_hosts = [\"insecure:allow-all\"]"));
 
     assert_eq!(server.get("/out?url=not-a-url").await.text(), "error 10\n");
     assert_eq!(server.get(&format!("/out?url=http://{closed}/")).await.text(), "error 11\n");

@@ -9,19 +9,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use support::{module, run_wasmpod, write_config, Request, Server};
+use support::{metric, module, run_wasmpod, start_with_config, Request, Server};
 use wasmpod_guests as guests;
-
-fn start(config: &str) -> (tempfile::TempDir, Server) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), config);
-    let server = Server::start_in(dir.path(), &["-c", config.to_str().unwrap()]);
-    (dir, server)
-}
-
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
-}
 
 /// An upstream HTTP/1.1 server on 127.0.0.1 answering every request with `upstream <path>`.
 async fn upstream() -> SocketAddr {
@@ -44,7 +33,7 @@ async fn upstream() -> SocketAddr {
 
 #[tokio::test]
 async fn a_component_answers_from_a_wildcard_route_with_the_full_path() {
-    let (_dir, server) = start(&module("/http/...", guests::HTTP_COMPONENT, ""));
+    let (_dir, server) = start_with_config(&module("/http/...", guests::HTTP_COMPONENT, ""));
     let r = server.get("/http/hello").await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("content-type"), Some("text/plain"));
@@ -67,7 +56,7 @@ async fn a_component_answers_from_a_wildcard_route_with_the_full_path() {
 
 #[tokio::test]
 async fn method_path_query_and_headers_reach_the_component_and_its_headers_come_back() {
-    let (_dir, server) = start(&module("/http/...", guests::HTTP_COMPONENT, ""));
+    let (_dir, server) = start_with_config(&module("/http/...", guests::HTTP_COMPONENT, ""));
     let r =
         server.send(Request::post("/http/echo?a=1&b=two", "small body").header("x-test", "round trip")).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -79,7 +68,7 @@ async fn method_path_query_and_headers_reach_the_component_and_its_headers_come_
 
 #[tokio::test]
 async fn a_ten_megabyte_body_streams_through_byte_for_byte() {
-    let (_dir, server) = start(&module("/http/...", guests::HTTP_COMPONENT, ""));
+    let (_dir, server) = start_with_config(&module("/http/...", guests::HTTP_COMPONENT, ""));
     let body: Vec<u8> = (0..10 << 20).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     let r = server.send(Request::post("/http/echo", body.clone())).await;
     assert_eq!(r.status, 200);
@@ -95,7 +84,7 @@ async fn outbound_http_reaches_allowed_hosts_only() {
         module("/closed/...", guests::HTTP_COMPONENT, ""),
     ]
     .concat();
-    let (_dir, server) = start(&config);
+    let (_dir, server) = start_with_config(&config);
 
     let r = server.get(&format!("/open/outbound?url=http://{upstream}/data")).await;
     assert_eq!((r.status, r.text().as_str()), (200, "upstream /data"));
@@ -103,12 +92,7 @@ async fn outbound_http_reaches_allowed_hosts_only() {
     let r = server.get(&format!("/closed/outbound?url=http://{upstream}/data")).await;
     assert_eq!(r.status, 502, "{}", r.text());
     assert!(r.text().contains("HttpRequestDenied"), "{}", r.text());
-    let log = server.wait_for_log("outbound request denied");
-    let line = log.lines().find(|l| l.contains("outbound request denied")).unwrap();
-    assert!(
-        line.contains("WARN") && line.contains("/closed/...") && line.contains(&upstream.to_string()),
-        "{line}"
-    );
+    support::assert_outbound_denied_logged(&server, "/closed/...", &upstream.to_string());
 
     let text = server.get("/metrics").await.text();
     assert_eq!(metric(&text, "wasmpod_outbound_denied_total{function=\"/closed/...\"}"), Some(1.0), "{text}");
@@ -117,7 +101,7 @@ async fn outbound_http_reaches_allowed_hosts_only() {
 
 #[tokio::test]
 async fn a_component_is_held_to_its_memory_grant() {
-    let (_dir, server) = start(&module("/http/...", guests::HTTP_COMPONENT, ""));
+    let (_dir, server) = start_with_config(&module("/http/...", guests::HTTP_COMPONENT, ""));
     let r = server.send(Request::get("/http/hog?mb=8").header("Memory-Request", "32")).await;
     assert_eq!((r.status, r.text().as_str()), (200, "allocated 8 MiB\n"));
     let r = server.send(Request::get("/http/hog?mb=64").header("Memory-Request", "32")).await;
@@ -127,7 +111,7 @@ async fn a_component_is_held_to_its_memory_grant() {
 
 #[tokio::test]
 async fn a_spinning_component_is_stopped_at_its_routes_timeout() {
-    let (_dir, server) = start(&module("/http/...", guests::HTTP_COMPONENT, "timeout = 1.0"));
+    let (_dir, server) = start_with_config(&module("/http/...", guests::HTTP_COMPONENT, "timeout = 1.0"));
     let started = std::time::Instant::now();
     let r = server.get("/http/spin").await;
     assert_eq!(r.status, 504);

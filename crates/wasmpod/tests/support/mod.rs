@@ -229,3 +229,25 @@ pub fn write_config(dir: &Path, text: &str) -> PathBuf {
 pub fn module(route: &str, module: &str, extra: &str) -> String {
     format!("[[module]]\nroute = {route:?}\nmodule = {module:?}\n{extra}\n")
 }
+
+/// `wasmpod serve -c modules.toml` with `config` written to a fresh directory (kept alive by the
+/// returned `TempDir`).
+pub fn start_with_config(config: &str) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(dir.path(), config);
+    let server = Server::start_in(dir.path(), &["-c", config.to_str().expect("UTF-8 path")]);
+    (dir, server)
+}
+
+/// The value of one series (`name{labels}`) in `/metrics` text, if present.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+}
+
+/// Waits for the warning a refused outbound call logs, and checks it names the function and the
+/// target.
+pub fn assert_outbound_denied_logged(server: &Server, function: &str, target: &str) {
+    let log = server.wait_for_log("outbound request denied");
+    let line = log.lines().find(|l| l.contains("outbound request denied")).expect("the denial line");
+    assert!(line.contains("WARN") && line.contains(function) && line.contains(target), "{line}");
+}
