@@ -16,7 +16,7 @@ use wasmpod_admission::{units_from_header, Breaker, BreakerConfig, CpuGauge, Cpu
 use wasmpod_runtime::{Function, GuestEnd, HttpBody, Registry, RequestLimits, RunError, Runtime, WagiInput};
 use wasmpod_wagi::{build_argv, build_env, CgiRequest, OutputError, DEFAULT_HOST, MISSING_HEADERS_MESSAGE};
 
-use crate::metrics::{Metrics, Refusal};
+use crate::metrics::{FunctionMetrics, Metrics, Refusal};
 
 /// The body of every response the server sends: bytes in hand (WAGI output, built-in
 /// endpoints) or a component's stream. An enum rather than a boxed body, so that a WAGI response
@@ -219,13 +219,11 @@ impl App {
         body: Bytes,
         remote: IpAddr,
     ) -> Response<ResponseBody> {
-        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let function_metrics = self.metrics.function(function.name());
-        let (grant, limits) = match self.admit_request(function, &parts.headers, request_id, started).await {
-            Ok(admitted) => admitted,
-            Err(response) => return response,
-        };
+        let Admitted { request_id, started, function_metrics, grant, limits } =
+            match self.admit_request(function, &parts.headers).await {
+                Ok(admitted) => admitted,
+                Err(response) => return response,
+            };
         let _grant = grant;
 
         let path = parts.uri.path();
@@ -294,13 +292,11 @@ impl App {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let function_metrics = self.metrics.function(function.name());
-        let (grant, limits) = match self.admit_request(function, &parts.headers, request_id, started).await {
-            Ok(admitted) => admitted,
-            Err(response) => return response,
-        };
+        let Admitted { request_id, started, function_metrics, grant, limits } =
+            match self.admit_request(function, &parts.headers).await {
+                Ok(admitted) => admitted,
+                Err(response) => return response,
+            };
         // wasi:http needs an authority; an HTTP/1.0 request (or `wasmpod run`) may not have one.
         if parts.uri.authority().is_none() && !parts.headers.contains_key(header::HOST) {
             if let Ok(host) = HeaderValue::from_str(&self.config.default_host) {
@@ -345,14 +341,16 @@ impl App {
         response
     }
 
-    /// Admission by the request's declared memory, and the limits it will run under.
-    async fn admit_request(
-        &self,
+    /// Starts a guest request: its id and clock, then admission by its declared memory, and the
+    /// limits it will run under.
+    async fn admit_request<'a>(
+        &'a self,
         function: &Function,
         headers: &http::HeaderMap,
-        request_id: u64,
-        started: Instant,
-    ) -> Result<(Option<wasmpod_admission::Grant>, RequestLimits), Response<ResponseBody>> {
+    ) -> Result<Admitted<'a>, Response<ResponseBody>> {
+        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let function_metrics = self.metrics.function(function.name());
         let default_units =
             function.spec().memory_request_mb.unwrap_or(self.config.default_memory_request_mb);
         let units =
@@ -360,7 +358,7 @@ impl App {
         let grant = match self.admit(function, units, request_id).await {
             Ok(grant) => grant,
             Err(response) => {
-                if let Some(m) = self.metrics.function(function.name()) {
+                if let Some(m) = function_metrics {
                     m.observe(response.status().as_u16(), started.elapsed());
                 }
                 return Err(response);
@@ -372,7 +370,7 @@ impl App {
             timeout: function.spec().timeout.unwrap_or(self.config.timeout),
             cpu_quota_millicores: cpu_quota(headers),
         };
-        Ok((grant, limits))
+        Ok(Admitted { request_id, started, function_metrics, grant, limits })
     }
 
     /// A guest that produced no response: logged, counted, answered with a 5xx.
@@ -444,6 +442,16 @@ impl App {
         );
         response
     }
+}
+
+/// A guest request past admission: its id and clock (logs, metrics), its function's metrics, the
+/// grant to hold while the guest runs, and the limits it runs under.
+struct Admitted<'a> {
+    request_id: u64,
+    started: Instant,
+    function_metrics: Option<&'a FunctionMetrics>,
+    grant: Option<wasmpod_admission::Grant>,
+    limits: RequestLimits,
 }
 
 /// The `cpu_quota` header in millicores; absent, zero or unparsable means unthrottled.
