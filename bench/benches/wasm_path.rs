@@ -36,9 +36,23 @@ fn guests() -> [(&'static str, &'static str, std::path::PathBuf); 2] {
     ]
 }
 
+/// The engine the server builds by default, with the benchmark-only knobs the server also takes
+/// (`WASMPOD_TUNE_KEEP_RESIDENT` bytes, `WASMPOD_TUNE_PAGEMAP_SCAN` `true`/`false`), so settings
+/// can be compared without a rebuild.
+fn tuned_options() -> EngineOptions {
+    let mut options = EngineOptions::default();
+    if let Some(bytes) = std::env::var("WASMPOD_TUNE_KEEP_RESIDENT").ok().and_then(|v| v.parse().ok()) {
+        options.keep_resident_bytes = bytes;
+    }
+    if let Some(scan) = std::env::var("WASMPOD_TUNE_PAGEMAP_SCAN").ok().and_then(|v| v.parse().ok()) {
+        options.pagemap_scan = scan;
+    }
+    options
+}
+
 fn benches(c: &mut Criterion) {
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    let runtime = Runtime::new(&EngineOptions::default().with_tuning_from_env()).expect("wasmpod runtime");
+    let runtime = Runtime::new(&tuned_options()).expect("wasmpod runtime");
     let specs: Vec<FunctionSpec> =
         guests().into_iter().map(|(_, route, path)| FunctionSpec::new(route, path)).collect();
     let registry = tokio.block_on(runtime.load(&specs, None)).expect("load the hello guests");
@@ -66,7 +80,6 @@ fn sample_input() -> WagiInput {
         remote_addr: [127, 0, 0, 1].into(),
         route: &route,
         default_host: wasmpod_wagi::DEFAULT_HOST,
-        tls: false,
     };
     WagiInput {
         env: build_env(&cgi, &[]),

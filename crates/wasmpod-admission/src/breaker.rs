@@ -27,13 +27,18 @@ pub struct BreakerConfig {
     pub cpu_recheck: Duration,
 }
 
+/// MB a pod admits in flight unless told otherwise (Knative's `concurrent-resource-request`).
+pub const DEFAULT_CAPACITY_MB: u64 = 8000;
+/// MB running plus queued beyond which requests are refused at once (`queue-depth-resource-units`).
+pub const DEFAULT_QUEUE_DEPTH_MB: u64 = 16000;
+
 impl Default for BreakerConfig {
     /// Knative's defaults for a superpod: 8000 MB in flight, 16000 MB running plus queued, no CPU
     /// gate, re-checked every 50 ms (the sampling period) when a gate is set.
     fn default() -> Self {
         BreakerConfig {
-            capacity_units: 8000,
-            queue_depth_units: 16000,
+            capacity_units: DEFAULT_CAPACITY_MB,
+            queue_depth_units: DEFAULT_QUEUE_DEPTH_MB,
             cpu_threshold: None,
             cpu_recheck: Duration::from_millis(50),
         }

@@ -44,21 +44,6 @@ impl Default for EngineOptions {
     }
 }
 
-impl EngineOptions {
-    /// Benchmark-only knobs, read from the environment so the server and `bench/` can compare
-    /// settings without a rebuild: `WASMPOD_TUNE_KEEP_RESIDENT` (bytes) and
-    /// `WASMPOD_TUNE_PAGEMAP_SCAN` (`0` or `1`). Unset or unparsable: unchanged.
-    pub fn with_tuning_from_env(mut self) -> EngineOptions {
-        if let Some(bytes) = std::env::var("WASMPOD_TUNE_KEEP_RESIDENT").ok().and_then(|v| v.parse().ok()) {
-            self.keep_resident_bytes = bytes;
-        }
-        if let Ok(value) = std::env::var("WASMPOD_TUNE_PAGEMAP_SCAN") {
-            self.pagemap_scan = value.trim() != "0";
-        }
-        self
-    }
-}
-
 /// Builds the process's engine: async (guests yield instead of blocking HTTP workers), epoch
 /// interruption (timeouts and CPU quotas), and the pooling allocator with copy-on-write memory
 /// images, so instantiation is a slot reuse and not an mmap per request.

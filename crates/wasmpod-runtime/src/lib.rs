@@ -31,7 +31,7 @@ pub use error::{Error, RunError};
 pub use experimental_http::MAX_RESPONSE_BYTES;
 pub use function::{Function, Outcome, WagiInput, WagiState, MAX_STDOUT_BYTES};
 pub use guest_log::{log_file_path, GuestLog};
-pub use limits::RequestLimits;
+pub use limits::{RequestLimits, DEFAULT_TIMEOUT};
 pub use outbound::{OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_TIMEOUT};
 pub use registry::{Registry, Runtime};
 pub use wasi_http::{GuestEnd, HttpBody, HttpOutcome};

@@ -20,9 +20,13 @@ pub struct RequestLimits {
     pub cpu_quota_millicores: Option<u32>,
 }
 
+/// How long a guest may run when neither its route nor the server says otherwise (WAGI has no
+/// limit; 30 s matches Knative's default request timeout order of magnitude and `--timeout`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Default for RequestLimits {
     fn default() -> Self {
-        RequestLimits { memory_bytes: None, timeout: Duration::from_secs(30), cpu_quota_millicores: None }
+        RequestLimits { memory_bytes: None, timeout: DEFAULT_TIMEOUT, cpu_quota_millicores: None }
     }
 }
 

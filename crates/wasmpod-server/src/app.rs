@@ -97,8 +97,6 @@ pub struct AppConfig {
     pub default_host: String,
     /// `--timeout`: how long a guest may run unless its route says otherwise.
     pub timeout: Duration,
-    /// Whether the listener is TLS (only changes the scheme of `X_FULL_URL`).
-    pub tls: bool,
     /// MB a request declares without a valid `Memory-Request` (unless its function says).
     pub default_memory_request_mb: u64,
     /// Resource-aware admission; `None` admits everything (for benchmarks and one-shot runs).
@@ -112,8 +110,7 @@ impl Default for AppConfig {
         AppConfig {
             user_env: Vec::new(),
             default_host: DEFAULT_HOST.to_owned(),
-            timeout: Duration::from_secs(30),
-            tls: false,
+            timeout: wasmpod_runtime::DEFAULT_TIMEOUT,
             default_memory_request_mb: DEFAULT_MEMORY_REQUEST_MB,
             admission: Some(BreakerConfig::default()),
             queue_timeout: None,
@@ -236,7 +233,6 @@ impl App {
             remote_addr: remote,
             route: function.route(),
             default_host: &self.config.default_host,
-            tls: self.config.tls,
         };
         let input = WagiInput {
             env: build_env(&cgi, &self.config.user_env),

@@ -1,7 +1,8 @@
 //! The HTTP front of wasmpod: accept, route, hand the request to the runtime, answer; plus the
 //! endpoints a platform needs (health, readiness, metrics), resource-aware admission, and a graceful drain on shutdown.
 //!
-//! It owns the request path from the socket to the response (DESIGN.md §2) and reads top to bottom
+//! It owns the request path from the socket to the response (`ARCHITECTURE.md`, "The request
+//! path") and reads top to bottom
 //! in [`App::handle`]; the Wasm work itself is the runtime's. No WAGI rule is decided here: they
 //! come from `wasmpod-wagi`.
 
@@ -12,5 +13,5 @@ mod serve;
 pub use app::{
     App, AppConfig, ResponseBody, CPU_QUOTA_HEADER, DEFAULT_MEMORY_REQUEST_MB, MEMORY_REQUEST_HEADER,
 };
-pub use serve::serve;
-pub use wasmpod_admission::BreakerConfig;
+pub use serve::{serve, DEFAULT_SHUTDOWN_TIMEOUT};
+pub use wasmpod_admission::{BreakerConfig, DEFAULT_CAPACITY_MB, DEFAULT_QUEUE_DEPTH_MB};

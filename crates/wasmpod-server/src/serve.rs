@@ -15,6 +15,9 @@ use tokio::net::TcpListener;
 
 use crate::App;
 
+/// How long a stopping server waits for requests in flight (`--shutdown-timeout`), by default.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Serves HTTP/1.1 and h2c on `listener` until `shutdown` completes, then stops accepting, marks
 /// the app as draining and waits up to `drain_timeout` for the requests in flight to finish.
 pub async fn serve(

@@ -25,7 +25,6 @@ pub struct CgiRequest<'a> {
     pub route: &'a RoutePattern,
     /// `--default-host`: `host` or `host:port`.
     pub default_host: &'a str,
-    pub tls: bool,
 }
 
 /// A guest's environment: `(name, value)` pairs in the order the guest sees them. Names are
@@ -48,10 +47,11 @@ pub fn build_env(req: &CgiRequest<'_>, user_env: &[(String, String)]) -> CgiEnv 
     let path_info = percent_decode_str(raw_path_info).decode_utf8_lossy().into_owned();
     let (server_name, server_port) = server_name_and_port(req);
     let query = req.uri.query();
-    let scheme = if req.tls { "https" } else { "http" };
+    // wasmpod serves plain HTTP (TLS ends in front of it: Knative's ingress, a proxy), as WAGI
+    // does without its TLS flags.
     let full_url = match query {
-        Some(q) => format!("{scheme}://{server_name}:{server_port}{path}?{q}"),
-        None => format!("{scheme}://{server_name}:{server_port}{path}"),
+        Some(q) => format!("http://{server_name}:{server_port}{path}?{q}"),
+        None => format!("http://{server_name}:{server_port}{path}"),
     };
     let content_type =
         req.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
@@ -225,7 +225,6 @@ mod tests {
             remote_addr: "127.0.0.1".parse().unwrap(),
             route: &r.route,
             default_host: r.default_host,
-            tls: false,
         };
         build_env(&req, &user)
     }

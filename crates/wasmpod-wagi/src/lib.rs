@@ -4,8 +4,9 @@
 //!
 //! This crate must stay free of wasmtime, hyper and I/O so that every compatibility rule tests in
 //! milliseconds. It sits at both ends of the request path: the router and env builder before the
-//! executor, the output parser after it. The rules follow `shared/specs/wagi.md`; where WAGI 0.8.1
-//! is random or wrong we deviate on purpose, and each deviation is named where it happens.
+//! executor, the output parser after it. The rules are WAGI 0.8.1's (the README, "The WAGI
+//! contract"); where WAGI 0.8.1 is random or wrong we deviate on purpose, and each deviation is
+//! named where it happens.
 
 mod env;
 mod error;

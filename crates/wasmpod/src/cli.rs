@@ -68,7 +68,7 @@ struct ServeArgs {
     default_host: String,
 
     /// On SIGTERM/SIGINT, how long to wait for requests in flight before exiting (seconds).
-    #[arg(long = "shutdown-timeout", value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
+    #[arg(long = "shutdown-timeout", value_name = "SECONDS", default_value = seconds_text(wasmpod_server::DEFAULT_SHUTDOWN_TIMEOUT), value_parser = parse_seconds)]
     shutdown_timeout: Duration,
 
     #[command(flatten)]
@@ -78,6 +78,33 @@ struct ServeArgs {
     /// --concurrent-resource-request, at most 2048].
     #[arg(long = "max-instances", value_name = "N", env = "WASMPOD_MAX_INSTANCES")]
     max_instances: Option<u32>,
+
+    #[command(flatten)]
+    tuning: TuningArgs,
+}
+
+/// Engine knobs for benchmarks only (hidden from `--help`): compare settings without a rebuild.
+#[derive(Debug, Args)]
+struct TuningArgs {
+    /// Bytes of each linear memory kept resident between requests.
+    #[arg(long, hide = true, value_name = "BYTES", env = "WASMPOD_TUNE_KEEP_RESIDENT")]
+    tune_keep_resident: Option<usize>,
+
+    /// Reset only dirtied pages with PAGEMAP_SCAN (`true`/`false`).
+    #[arg(long, hide = true, value_name = "BOOL", env = "WASMPOD_TUNE_PAGEMAP_SCAN")]
+    tune_pagemap_scan: Option<bool>,
+}
+
+impl TuningArgs {
+    fn apply(&self, mut options: EngineOptions) -> EngineOptions {
+        if let Some(bytes) = self.tune_keep_resident {
+            options.keep_resident_bytes = bytes;
+        }
+        if let Some(scan) = self.tune_pagemap_scan {
+            options.pagemap_scan = scan;
+        }
+        options
+    }
 }
 
 /// Resource-aware admission (Wasabi's resource breaker); named after Knative's settings, and read
@@ -86,11 +113,11 @@ struct ServeArgs {
 struct AdmissionArgs {
     /// Memory (MB) of requests allowed to run at once; a request's `Memory-Request` header is its
     /// weight and its memory grant.
-    #[arg(long, value_name = "MB", default_value_t = 8000, env = "CONCURRENT_RESOURCE_REQUEST")]
+    #[arg(long, value_name = "MB", default_value_t = wasmpod_server::DEFAULT_CAPACITY_MB, env = "CONCURRENT_RESOURCE_REQUEST")]
     concurrent_resource_request: u64,
 
     /// Memory (MB) of requests running plus queued beyond which requests are refused at once (503).
-    #[arg(long, value_name = "MB", default_value_t = 16000, env = "QUEUE_DEPTH_RESOURCE_UNITS")]
+    #[arg(long, value_name = "MB", default_value_t = wasmpod_server::DEFAULT_QUEUE_DEPTH_MB, env = "QUEUE_DEPTH_RESOURCE_UNITS")]
     queue_depth_resource_units: u64,
 
     /// Pod CPU use (cores) above which no new request starts [default: off].
@@ -130,7 +157,7 @@ impl AdmissionArgs {
     /// Sizes the instance pool from admission: a slot per MB of capacity up to
     /// [`MAX_AUTO_INSTANCES`], and slots as large as the largest grant admission can give
     /// (wasm32's 4 GiB at most).
-    fn engine_options(&self, max_instances: Option<u32>) -> EngineOptions {
+    fn engine_options(&self, max_instances: Option<u32>, tuning: &TuningArgs) -> EngineOptions {
         let capacity = self.concurrent_resource_request.max(1);
         let slots = match max_instances {
             Some(n) => u64::from(n),
@@ -146,12 +173,11 @@ impl AdmissionArgs {
             );
         }
         let max_memory_bytes = if self.no_admission { 4 << 30 } else { capacity.min(4096) << 20 };
-        EngineOptions {
+        tuning.apply(EngineOptions {
             max_instances: u32::try_from(slots).unwrap_or(u32::MAX),
             max_memory_bytes,
             ..EngineOptions::default()
-        }
-        .with_tuning_from_env()
+        })
     }
 }
 
@@ -218,7 +244,7 @@ struct GuestArgs {
     env_files: Vec<PathBuf>,
 
     /// How long a guest may run before it is stopped and the request answered 504 (seconds).
-    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds, env = "WASMPOD_TIMEOUT")]
+    #[arg(long, value_name = "SECONDS", default_value = seconds_text(wasmpod_runtime::DEFAULT_TIMEOUT), value_parser = parse_seconds, env = "WASMPOD_TIMEOUT")]
     timeout: Duration,
 }
 
@@ -242,14 +268,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         user_env: user_env(&args.guest.env, &args.guest.env_files)?,
         default_host: args.default_host.clone(),
         timeout: args.guest.timeout,
-        tls: false,
         default_memory_request_mb: args.admission.default_memory_request,
         admission: args.admission.breaker(),
         queue_timeout: args.admission.queue_timeout,
     };
     let options = EngineOptions {
         cache_dir: args.cache.cache_dir.clone(),
-        ..args.admission.engine_options(args.max_instances)
+        ..args.admission.engine_options(args.max_instances, &args.tuning)
     };
     let app = load(&loaded, &options, args.log_dir.as_deref(), config).await?;
 
@@ -398,6 +423,11 @@ fn compile(args: CompileArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// A default duration as clap shows it in `--help` (whole seconds).
+fn seconds_text(duration: Duration) -> clap::builder::OsStr {
+    clap::builder::OsStr::from(duration.as_secs().to_string())
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
