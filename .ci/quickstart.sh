@@ -22,7 +22,8 @@ server_pid=""
 stop_server() {
   if [ -n "$server_pid" ]; then
     # The server runs in its own session: stop cargo and the wasmpod it started together.
-    kill -TERM -- "-$server_pid" 2>/dev/null || true
+    # SIGINT, as Ctrl-C at a terminal: no drain period (SIGTERM would keep serving for 15 s).
+    kill -INT -- "-$server_pid" 2>/dev/null || true
     for _ in $(seq 1 100); do
       kill -0 -- "-$server_pid" 2>/dev/null || break
       sleep 0.1

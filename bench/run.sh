@@ -91,7 +91,8 @@ start() {
 targets=()
 start hyper-hello "$hyper_hello" --listen 127.0.0.1:0
 targets+=("hyper-hello http://$addr/")
-start wasmpod env RUST_LOG=warn "$wasmpod" serve -c "$work/modules.toml" -l 127.0.0.1:0
+# --drain-seconds 0: the cleanup's SIGTERM stops it at once (no clients are left by then).
+start wasmpod env RUST_LOG=warn "$wasmpod" serve -c "$work/modules.toml" -l 127.0.0.1:0 --drain-seconds 0
 targets+=("wasmpod-wat http://$addr/" "wasmpod-rust http://$addr/rust" "wasmpod-component http://$addr/http/hello")
 
 notes=()

@@ -16,7 +16,9 @@ use wasmpod_admission::{units_from_header, Breaker, BreakerConfig, CpuGauge, Cpu
 use wasmpod_runtime::{Function, GuestEnd, HttpBody, Registry, RequestLimits, RunError, Runtime, WagiInput};
 use wasmpod_wagi::{build_argv, build_env, CgiRequest, OutputError, DEFAULT_HOST, MISSING_HEADERS_MESSAGE};
 
+use crate::identity::ServiceIdentity;
 use crate::metrics::{FunctionMetrics, Metrics, Refusal};
+use crate::running::{RunningGuest, RunningGuests};
 
 /// The body of every response the server sends: bytes in hand (WAGI output, built-in
 /// endpoints) or a component's stream. An enum rather than a boxed body, so that a WAGI response
@@ -103,6 +105,8 @@ pub struct AppConfig {
     pub admission: Option<BreakerConfig>,
     /// How long a request may wait for admission before a 503 (default: the guest timeout).
     pub queue_timeout: Option<Duration>,
+    /// The Knative service and revision this pod serves: constant labels on `/metrics`.
+    pub identity: ServiceIdentity,
 }
 
 impl Default for AppConfig {
@@ -114,6 +118,7 @@ impl Default for AppConfig {
             default_memory_request_mb: DEFAULT_MEMORY_REQUEST_MB,
             admission: Some(BreakerConfig::default()),
             queue_timeout: None,
+            identity: ServiceIdentity::default(),
         }
     }
 }
@@ -129,6 +134,8 @@ pub struct App {
     /// Shared with component guests that outlive their response (their end is counted later).
     metrics: Arc<Metrics>,
     draining: AtomicBool,
+    /// Guests running now, for the shutdown (which may have to stop them).
+    running: Arc<RunningGuests>,
     next_request_id: AtomicU64,
 }
 
@@ -147,7 +154,7 @@ impl App {
             Some(settings) => Some(Breaker::new(settings.clone(), Some(cpu.clone()))?),
             None => None,
         };
-        let metrics = Arc::new(Metrics::new(registry.functions().map(|f| f.name())));
+        let metrics = Arc::new(Metrics::new(registry.functions().map(|f| f.name()), &config.identity));
         Ok(App {
             registry,
             runtime,
@@ -156,6 +163,7 @@ impl App {
             cpu,
             metrics,
             draining: AtomicBool::new(false),
+            running: Arc::default(),
             next_request_id: AtomicU64::new(1),
         })
     }
@@ -171,6 +179,17 @@ impl App {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Guests running now (admitted and not yet ended).
+    pub(crate) fn guests_running(&self) -> usize {
+        self.running.count()
+    }
+
+    /// The shutdown timeout has passed: each guest dropped from now on before it finished logs
+    /// that it was stopped.
+    pub(crate) fn stop_guests(&self) {
+        self.running.stop_all();
     }
 
     /// The request path: built-in endpoints, route, admission, then the guest: a WAGI module
@@ -216,7 +235,7 @@ impl App {
         body: Bytes,
         remote: IpAddr,
     ) -> Response<ResponseBody> {
-        let Admitted { request_id, started, function_metrics, grant, limits } =
+        let Admitted { request_id, started, function_metrics, grant, limits, running } =
             match self.admit_request(function, &parts.headers).await {
                 Ok(admitted) => admitted,
                 Err(response) => return response,
@@ -241,6 +260,7 @@ impl App {
         };
 
         let result = function.run(input, &limits).await;
+        running.finish();
         let elapsed = started.elapsed();
         let response = match result {
             Ok(outcome) => {
@@ -288,7 +308,7 @@ impl App {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let Admitted { request_id, started, function_metrics, grant, limits } =
+        let Admitted { request_id, started, function_metrics, grant, limits, running } =
             match self.admit_request(function, &parts.headers).await {
                 Ok(admitted) => admitted,
                 Err(response) => return response,
@@ -305,6 +325,7 @@ impl App {
         let on_end = move |end: GuestEnd| {
             // Held until now: the guest's memory was in use until it finished.
             drop(grant);
+            running.finish();
             if let Some(m) = metrics.function(&name) {
                 m.observe_instance(end.instantiate, end.peak_memory_bytes);
             }
@@ -366,7 +387,8 @@ impl App {
             timeout: function.spec().timeout.unwrap_or(self.config.timeout),
             cpu_quota_millicores: cpu_quota(headers),
         };
-        Ok(Admitted { request_id, started, function_metrics, grant, limits })
+        let running = self.running.enter(function.name().clone(), request_id);
+        Ok(Admitted { request_id, started, function_metrics, grant, limits, running })
     }
 
     /// A guest that produced no response: logged, counted, answered with a 5xx.
@@ -441,13 +463,15 @@ impl App {
 }
 
 /// A guest request past admission: its id and clock (logs, metrics), its function's metrics, the
-/// grant to hold while the guest runs, and the limits it runs under.
+/// grant to hold while the guest runs, the limits it runs under, and its place among the guests
+/// running.
 struct Admitted<'a> {
     request_id: u64,
     started: Instant,
     function_metrics: Option<&'a FunctionMetrics>,
     grant: Option<wasmpod_admission::Grant>,
     limits: RequestLimits,
+    running: RunningGuest,
 }
 
 /// The `cpu_quota` header in millicores; absent, zero or unparsable means unthrottled.

@@ -7,11 +7,14 @@
 //! come from `wasmpod-wagi`.
 
 mod app;
+mod identity;
 mod metrics;
+mod running;
 mod serve;
 
 pub use app::{
     App, AppConfig, ResponseBody, CPU_QUOTA_HEADER, DEFAULT_MEMORY_REQUEST_MB, MEMORY_REQUEST_HEADER,
 };
-pub use serve::{serve, DEFAULT_SHUTDOWN_TIMEOUT};
+pub use identity::ServiceIdentity;
+pub use serve::{serve, ShutdownConfig, Stop, DEFAULT_DRAIN_PERIOD, DEFAULT_SHUTDOWN_TIMEOUT};
 pub use wasmpod_admission::{BreakerConfig, DEFAULT_CAPACITY_MB, DEFAULT_QUEUE_DEPTH_MB};

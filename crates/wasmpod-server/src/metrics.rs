@@ -17,6 +17,8 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use wasmpod_admission::Snapshot;
 
+use crate::identity::ServiceIdentity;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FunctionLabel {
     function: String,
@@ -106,9 +108,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Registers every series, and one set per function name.
-    pub fn new<'n>(function_names: impl IntoIterator<Item = &'n Arc<str>>) -> Metrics {
-        let mut registry = Registry::with_prefix("wasmpod");
+    /// Registers every series, and one set per function name; every series carries the pod's
+    /// Knative identity as constant labels.
+    pub fn new<'n>(
+        function_names: impl IntoIterator<Item = &'n Arc<str>>,
+        identity: &ServiceIdentity,
+    ) -> Metrics {
+        let mut registry = Registry::with_prefix_and_labels("wasmpod", identity.metric_labels().into_iter());
         let gauge = |registry: &mut Registry, name: &str, help: &str| {
             let g = Gauge::default();
             registry.register(name, help, g.clone());
@@ -289,7 +295,7 @@ mod tests {
     #[test]
     fn render_exposes_pod_and_function_series() {
         let name: Arc<str> = Arc::from("/hello");
-        let metrics = Metrics::new([&name]);
+        let metrics = Metrics::new([&name], &ServiceIdentity::default());
         let f = metrics.function("/hello").unwrap();
         f.observe(200, Duration::from_millis(2));
         f.observe(503, Duration::from_millis(1));

@@ -14,7 +14,7 @@ use wasmpod_runtime::{
     build_engine, read_functions_dir, read_modules_toml, ArtifactCache, EngineOptions, FunctionSpec,
     LoadedConfig, Runtime,
 };
-use wasmpod_server::{App, AppConfig, BreakerConfig};
+use wasmpod_server::{App, AppConfig, BreakerConfig, ServiceIdentity, ShutdownConfig, Stop};
 
 use crate::env_flags::user_env;
 
@@ -67,9 +67,15 @@ struct ServeArgs {
     #[arg(long = "default-host", alias = "hostname", value_name = "HOST[:PORT]", default_value = wasmpod_wagi::DEFAULT_HOST)]
     default_host: String,
 
-    /// On SIGTERM/SIGINT, how long to wait for requests in flight before exiting (seconds).
-    #[arg(long = "shutdown-timeout", value_name = "SECONDS", default_value = seconds_text(wasmpod_server::DEFAULT_SHUTDOWN_TIMEOUT), value_parser = parse_seconds)]
+    /// On SIGTERM/SIGINT, the longest time from the signal to exit (seconds): guests still
+    /// running then are stopped.
+    #[arg(long = "shutdown-timeout", value_name = "SECONDS", default_value = seconds_text(wasmpod_server::DEFAULT_SHUTDOWN_TIMEOUT), value_parser = parse_seconds, env = "WASMPOD_SHUTDOWN_TIMEOUT")]
     shutdown_timeout: Duration,
+
+    /// On SIGTERM, how long new requests are still served, with /readyz failing, before the pod
+    /// stops accepting (seconds; 0 for none). SIGINT has no drain period.
+    #[arg(long = "drain-seconds", value_name = "SECONDS", default_value = seconds_text(wasmpod_server::DEFAULT_DRAIN_PERIOD), value_parser = parse_seconds_or_zero, env = "WASMPOD_DRAIN_SECONDS")]
+    drain_seconds: Duration,
 
     #[command(flatten)]
     admission: AdmissionArgs,
@@ -271,23 +277,35 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         default_memory_request_mb: args.admission.default_memory_request,
         admission: args.admission.breaker(),
         queue_timeout: args.admission.queue_timeout,
+        identity: service_identity(),
     };
+    let shutdown = shutdown_config(args.drain_seconds, args.shutdown_timeout)?;
     let options = EngineOptions {
         cache_dir: args.cache.cache_dir.clone(),
         ..args.admission.engine_options(args.max_instances, &args.tuning)
     };
+    let identity = config.identity.clone();
     let app = load(&loaded, &options, args.log_dir.as_deref(), config).await?;
 
     let listen = listen_address(args.listen, std::env::var("PORT").ok().as_deref())?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
-    tracing::info!(functions = app.registry().len(), address = %local, "serving");
+    tracing::info!(
+        functions = app.registry().len(),
+        address = %local,
+        k_service = identity.service.as_deref(),
+        k_configuration = identity.configuration.as_deref(),
+        k_revision = identity.revision.as_deref(),
+        drain_seconds = shutdown.drain_period.as_secs_f64(),
+        shutdown_timeout_seconds = shutdown.timeout.as_secs_f64(),
+        "serving"
+    );
     // WAGI prints this line; scripts (and our tests) wait for it.
     println!("Ready: serving on http://{local}");
     std::io::stdout().flush()?;
 
-    wasmpod_server::serve(listener, app, shutdown_signal(), args.shutdown_timeout).await;
+    wasmpod_server::serve(listener, app, stop_signal(), shutdown).await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -324,8 +342,33 @@ fn listen_address(listen: Option<SocketAddr>, port: Option<&str>) -> anyhow::Res
     }
 }
 
-/// Completes on the first SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
+/// Knative's runtime contract names the pod's service, configuration and revision in the
+/// environment (`K_SERVICE`, `K_CONFIGURATION`, `K_REVISION`); empty means unset.
+fn service_identity() -> ServiceIdentity {
+    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    ServiceIdentity {
+        service: var("K_SERVICE"),
+        configuration: var("K_CONFIGURATION"),
+        revision: var("K_REVISION"),
+    }
+}
+
+/// The drain period is part of the shutdown timeout and must leave time for the requests in
+/// flight to finish after it.
+fn shutdown_config(drain_period: Duration, timeout: Duration) -> anyhow::Result<ShutdownConfig> {
+    if drain_period >= timeout {
+        bail!(
+            "--drain-seconds ({}) must be shorter than --shutdown-timeout ({}): the requests in flight \
+             need time to finish after the drain period",
+            drain_period.as_secs_f64(),
+            timeout.as_secs_f64()
+        );
+    }
+    Ok(ShutdownConfig { drain_period, timeout })
+}
+
+/// Completes on the first SIGTERM (Kubernetes) or SIGINT (Ctrl-C), and says which.
+async fn stop_signal() -> Stop {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -338,12 +381,18 @@ async fn shutdown_signal() {
         }
     };
     tokio::select! {
-        () = terminate => tracing::info!("SIGTERM received"),
+        () = terminate => {
+            tracing::info!("SIGTERM received");
+            Stop::Terminate
+        }
         result = tokio::signal::ctrl_c() => match result {
-            Ok(()) => tracing::info!("SIGINT received"),
+            Ok(()) => {
+                tracing::info!("SIGINT received: no drain period");
+                Stop::Interrupt
+            }
             Err(e) => {
                 tracing::warn!("cannot watch SIGINT: {e}");
-                std::future::pending::<()>().await;
+                std::future::pending().await
             }
         },
     }
@@ -431,11 +480,20 @@ fn seconds_text(duration: Duration) -> clap::builder::OsStr {
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text.trim().parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    if !(seconds.is_finite() && seconds > 0.0) {
+    let seconds = parse_seconds_or_zero(text)?;
+    if seconds.is_zero() {
         return Err(format!("{text:?} must be a positive number of seconds"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Ok(seconds)
+}
+
+/// Seconds, where 0 means "none" (`--drain-seconds 0`).
+fn parse_seconds_or_zero(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text.trim().parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(seconds.is_finite() && seconds >= 0.0) {
+        return Err(format!("{text:?} must be a positive number of seconds, or 0"));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is too many seconds"))
 }
 
 #[cfg(test)]
@@ -458,6 +516,21 @@ mod tests {
         assert!(parse_seconds("0").is_err());
         assert!(parse_seconds("-1").is_err());
         assert!(parse_seconds("soon").is_err());
+        assert_eq!(parse_seconds_or_zero("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_seconds_or_zero("15").unwrap(), Duration::from_secs(15));
+        assert!(parse_seconds_or_zero("-0.5").is_err());
+        assert!(parse_seconds_or_zero("1e30").is_err());
+    }
+
+    #[test]
+    fn the_drain_period_must_leave_time_to_finish() {
+        let config = shutdown_config(Duration::from_secs(15), Duration::from_secs(30)).unwrap();
+        assert_eq!(config.drain_period, Duration::from_secs(15));
+        assert_eq!(config.timeout, Duration::from_secs(30));
+        assert!(shutdown_config(Duration::ZERO, Duration::from_millis(500)).is_ok());
+        let err = shutdown_config(Duration::from_secs(15), Duration::from_secs(10)).unwrap_err();
+        assert!(err.to_string().contains("--drain-seconds (15)"), "{err}");
+        assert!(shutdown_config(Duration::from_secs(5), Duration::from_secs(5)).is_err());
     }
 
     #[test]

@@ -1,10 +1,9 @@
-//! The command line end to end: startup errors, folders, `$PORT`, `wasmpod run`, SIGTERM drain,
-//! and WAGI's own example modules.
+//! The command line end to end: startup errors, folders, `$PORT`, `wasmpod run`, and WAGI's own
+//! example modules. (Signals and the drain: `knative.rs`.)
 
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use support::{module, run_wasmpod, write_config, Request, Server};
 use wasmpod_guests as guests;
@@ -112,43 +111,6 @@ fn run_prints_one_response() {
     let output = run_wasmpod(dir.path(), &["run", guests::TRAP], b"");
     assert!(!output.status.success(), "a failed request fails the command");
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("HTTP/1.1 500"));
-}
-
-#[tokio::test]
-async fn sigterm_finishes_requests_in_flight_then_exits_zero() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &module("/sleep", guests::SLEEP, ""));
-    let server = Server::start_in(dir.path(), &["-c", config.to_str().unwrap()]);
-    let addr = server.addr;
-    let in_flight = tokio::spawn(support::send(addr, Request::get("/sleep?ms=700")));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let signalled = Instant::now();
-    server.signal("TERM");
-    let r = in_flight.await.unwrap();
-    assert_eq!(r.status, 200, "the request in flight completes");
-    assert!(r.text().starts_with("start="));
-    let status =
-        tokio::task::spawn_blocking(move || server.wait_exit(Duration::from_secs(10))).await.unwrap();
-    assert!(status.success(), "{status}");
-    assert!(signalled.elapsed() < Duration::from_secs(5));
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer accepting");
-}
-
-#[tokio::test]
-async fn sigterm_drain_is_bounded_by_the_shutdown_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &module("/spin", guests::SPIN, ""));
-    let server = Server::start_in(dir.path(), &["-c", config.to_str().unwrap(), "--shutdown-timeout", "0.5"]);
-    let _stuck = tokio::spawn(support::send(server.addr, Request::get("/spin")));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let signalled = Instant::now();
-    server.signal("TERM");
-    let status =
-        tokio::task::spawn_blocking(move || server.wait_exit(Duration::from_secs(10))).await.unwrap();
-    assert!(status.success(), "{status}");
-    // The guest would spin until its 30 s timeout; the drain gives up after 0.5 s. The bound is
-    // loose because shared CI machines can be slow to schedule the exit.
-    assert!(signalled.elapsed() < Duration::from_secs(8), "{:?}", signalled.elapsed());
 }
 
 /// WAGI's own example modules, served unchanged with WAGI's own modules.toml, from the folder

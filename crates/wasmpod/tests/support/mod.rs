@@ -15,6 +15,17 @@ use hyper_util::rt::TokioIo;
 
 pub const WASMPOD: &str = env!("CARGO_BIN_EXE_wasmpod");
 
+/// Variables the binary reads that a developer's shell might set: a test server never inherits
+/// them (a test that wants one passes it).
+const SHELL_VARIABLES: &[&str] = &[
+    "PORT",
+    "K_SERVICE",
+    "K_CONFIGURATION",
+    "K_REVISION",
+    "WASMPOD_DRAIN_SECONDS",
+    "WASMPOD_SHUTDOWN_TIMEOUT",
+];
+
 /// A running `wasmpod serve`, killed when dropped. Its stderr (the server log) is captured.
 pub struct Server {
     child: Child,
@@ -39,13 +50,11 @@ impl Server {
         if !port_from_env && !args.iter().any(|a| *a == "-l" || *a == "--listen") {
             command.args(["-l", "127.0.0.1:0"]);
         }
-        command
-            .current_dir(dir)
-            .env_remove("PORT")
-            .env("RUST_LOG", "info,wasmpod=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        command.current_dir(dir).env("RUST_LOG", "info,wasmpod=debug");
+        for name in SHELL_VARIABLES {
+            command.env_remove(name);
+        }
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (k, v) in env {
             command.env(k, v);
         }
@@ -100,6 +109,11 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether the process has exited (without waiting).
+    pub fn has_exited(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_some()
     }
 
     pub fn signal(&self, signal: &str) {
@@ -199,9 +213,16 @@ impl Response {
 
 /// One request on a fresh HTTP/1.1 connection. The path is sent exactly as given (no normalisation).
 pub async fn send(addr: SocketAddr, request: Request) -> Response {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    try_send(addr, request).await.expect("request")
+}
+
+/// [`send`] for a test where the request may fail: why it failed (`connect: ...` when the
+/// connection was refused, `send: ...` or `body: ...` when it broke later).
+pub async fn try_send(addr: SocketAddr, request: Request) -> Result<Response, String> {
+    let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
     tokio::spawn(connection);
     let mut builder = http::Request::builder().method(request.method).uri(request.path.as_str());
     if !request.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
@@ -210,12 +231,14 @@ pub async fn send(addr: SocketAddr, request: Request) -> Response {
     for (name, value) in &request.headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
-    let response =
-        sender.send_request(builder.body(Full::new(request.body)).expect("request")).await.expect("send");
+    let response = sender
+        .send_request(builder.body(Full::new(request.body)).expect("request"))
+        .await
+        .map_err(|e| format!("send: {e}"))?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body = response.into_body().collect().await.expect("body").to_bytes();
-    Response { status, headers, body }
+    let body = response.into_body().collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
+    Ok(Response { status, headers, body })
 }
 
 /// Writes `modules.toml` into `dir` and returns its path.
