@@ -1,221 +1,246 @@
-//! The resource breaker: admission by declared memory, in arrival order, behind a CPU gate.
+//! The async face of admission: the [`Breaker`] the server awaits, wrapping the [`Admission`]
+//! state machine with a lock, a clock, per-waiter wake-ups and one timer.
+//!
+//! Every decision is the state machine's; this file only feeds it the time and the latest CPU and
+//! memory readings, wakes the requests it starts, and keeps one timer task for its
+//! [`next_wakeup`](Admission::next_wakeup).
 
-use std::collections::VecDeque;
+use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
+use crate::admission::{Admission, Admitted, Decision, Event, Request, Snapshot};
+use crate::config::{AdmissionError, BreakerConfig};
 use crate::cpu::CpuGauge;
+use crate::learned::{FunctionId, FunctionSnapshot};
+use crate::rejection::Rejection;
+use crate::tenant::{RequestId, TenantId, TenantLimits, TenantSnapshot};
 
-/// The pod's admission settings, named after the Knative settings they replace.
-///
-/// One unit is one MB of declared memory (`Memory-Request`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct BreakerConfig {
-    /// MB allowed in flight at once (`concurrent-resource-request`). A request declaring more can
-    /// never run and is rejected at once.
-    pub capacity_units: u64,
-    /// Cap on MB running plus queued (`queue-depth-resource-units`). A request that would push
-    /// past it is rejected at once rather than left to time out; must be `>= capacity_units`.
-    pub queue_depth_units: u64,
-    /// CPU cores busy above which no new request starts (`resource-utilization-threshold`).
-    /// `None` turns the gate off.
-    pub cpu_threshold: Option<f64>,
-    /// How often the head waiter re-checks the CPU gate. CPU can fall while nothing completes, so
-    /// releases alone cannot be the only wake-up.
-    pub cpu_recheck: Duration,
+/// What a request asks admission for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    /// Whose request it is ([`Breaker::tenant`]).
+    pub tenant: TenantId,
+    /// Its function ([`Breaker::function`]), to learn its memory use and, in learned mode, to
+    /// weigh it by what was learned. `None`: weighed by its declaration, nothing learned.
+    pub function: Option<FunctionId>,
+    /// Declared memory in MB ([`units_from_header`]): its hard memory limit, and its weight unless
+    /// a learned weight is smaller.
+    pub memory_mb: u64,
+    /// Longest wait for admission before [`Rejection::QueueTimeout`]. `None` waits until the
+    /// future is dropped.
+    pub queue_timeout: Option<Duration>,
 }
 
-/// MB a pod admits in flight unless told otherwise (Knative's `concurrent-resource-request`).
-pub const DEFAULT_CAPACITY_MB: u64 = 8000;
-/// MB running plus queued beyond which requests are refused at once (`queue-depth-resource-units`).
-pub const DEFAULT_QUEUE_DEPTH_MB: u64 = 16000;
-
-impl Default for BreakerConfig {
-    /// Knative's defaults for a superpod: 8000 MB in flight, 16000 MB running plus queued, no CPU
-    /// gate, re-checked every 50 ms (the sampling period) when a gate is set.
-    fn default() -> Self {
-        BreakerConfig {
-            capacity_units: DEFAULT_CAPACITY_MB,
-            queue_depth_units: DEFAULT_QUEUE_DEPTH_MB,
-            cpu_threshold: None,
-            cpu_recheck: Duration::from_millis(50),
-        }
+impl Ticket {
+    /// A request of the default tenant, of no particular function, declaring `memory_mb`, with
+    /// no queue timeout.
+    pub fn new(memory_mb: u64) -> Ticket {
+        Ticket { tenant: TenantId::DEFAULT, function: None, memory_mb, queue_timeout: None }
     }
 }
 
-/// A configuration the breaker cannot work with.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum AdmissionError {
-    /// Nothing could ever run.
-    #[error("concurrent resource capacity must be at least 1 MB, got 0")]
-    ZeroCapacity,
-    /// Requests that fit capacity would be refused for want of queue room.
-    #[error("queue depth ({depth} MB) must be at least the concurrent resource capacity ({capacity} MB)")]
-    DepthBelowCapacity { depth: u64, capacity: u64 },
-    /// A threshold that no reading compares sensibly against.
-    #[error("resource utilization threshold must be a finite, non-negative number of cores, got {0}")]
-    InvalidCpuThreshold(f64),
-    /// A zero period would turn queued waiters into a busy loop.
-    #[error("cpu recheck period must be greater than zero")]
-    ZeroCpuRecheck,
-}
-
-/// Why a request was refused without waiting. The server answers 503 with this text as the body.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Rejection {
-    /// Running plus queued memory would exceed the queue depth.
-    #[error("pending request queue full: {units} MB requested, {pending} MB running or queued, queue depth {depth} MB")]
-    QueueFull { units: u64, pending: u64, depth: u64 },
-    /// The request declares more memory than may ever be in flight, so it could never run.
-    #[error("memory request of {units} MB exceeds capacity of {capacity} MB")]
-    TooLarge { units: u64, capacity: u64 },
-}
-
-/// The breaker's counters, read together under one lock so they are consistent with each other.
-/// These are what `/metrics` and the autoscaler read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Snapshot {
-    pub in_flight_units: u64,
-    pub queued_units: u64,
-    pub in_flight_requests: u64,
-    pub queued_requests: u64,
-    pub capacity_units: u64,
-    pub queue_depth_units: u64,
-}
-
-/// Admits requests by declared memory (Wasabi's resource breaker, done right).
+/// Admits requests by memory, fairly across tenants (Wasabi's resource breaker, done right).
 ///
-/// A request asks for `units` MB. It is rejected at once if it could never run
-/// ([`Rejection::TooLarge`]) or if running plus queued memory would pass the queue depth
-/// ([`Rejection::QueueFull`]). Otherwise it waits, in strict arrival order, until its units fit in
-/// capacity and the CPU gate is open, and gets a [`Grant`] that returns the units when dropped.
-/// Share one breaker per pod through an `Arc`.
+/// A request asks with a [`Ticket`] and gets a [`Grant`] that returns its units when dropped, or a
+/// [`Rejection`]: at once when it could never run or there is no room to wait, or after its queue
+/// timeout. The rules are [`Admission`]'s. Share one breaker per pod through an `Arc`; it needs a
+/// tokio runtime with time enabled.
 ///
 /// ```
-/// # use wasmpod_admission::{Breaker, BreakerConfig};
+/// # use wasmpod_admission::{Breaker, BreakerConfig, Ticket};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let breaker = Breaker::new(BreakerConfig::default(), None).expect("valid config");
-/// let grant = breaker.acquire(200).await.expect("admitted");
+/// let acme = breaker.tenant("acme");
+/// let grant = breaker.acquire(Ticket { tenant: acme, ..Ticket::new(200) }).await.expect("admitted");
 /// assert_eq!(breaker.snapshot().in_flight_units, 200);
 /// drop(grant);
 /// assert_eq!(breaker.snapshot().in_flight_units, 0);
 /// # }
 /// ```
-#[derive(Debug)]
 pub struct Breaker {
     shared: Arc<Shared>,
 }
 
 impl Breaker {
-    /// Builds a breaker. `cpu` is the pod's CPU gauge; the gate is on only when both the gauge
+    /// Builds a breaker. `cpu` is the pod's CPU gauge; the CPU gate is on only when both the gauge
     /// and `config.cpu_threshold` are present.
     pub fn new(config: BreakerConfig, cpu: Option<Arc<CpuGauge>>) -> Result<Breaker, AdmissionError> {
-        if config.capacity_units == 0 {
-            return Err(AdmissionError::ZeroCapacity);
-        }
-        if config.queue_depth_units < config.capacity_units {
-            return Err(AdmissionError::DepthBelowCapacity {
-                depth: config.queue_depth_units,
-                capacity: config.capacity_units,
-            });
-        }
-        if let Some(threshold) = config.cpu_threshold {
-            if !threshold.is_finite() || threshold < 0.0 {
-                return Err(AdmissionError::InvalidCpuThreshold(threshold));
-            }
-        }
-        if config.cpu_recheck.is_zero() {
-            return Err(AdmissionError::ZeroCpuRecheck);
-        }
-        let cpu_gate = match (cpu, config.cpu_threshold) {
-            (Some(gauge), Some(threshold)) => Some(CpuGate { gauge, threshold }),
-            _ => None,
-        };
+        let cpu = cpu.filter(|_| config.cpu_threshold.is_some());
         Ok(Breaker {
             shared: Arc::new(Shared {
-                capacity: config.capacity_units,
-                depth: config.queue_depth_units,
-                cpu_gate,
-                cpu_recheck: config.cpu_recheck,
-                state: Mutex::new(State::default()),
+                state: Mutex::new(State {
+                    core: Admission::new(config)?,
+                    real_memory: None,
+                    timer_at: None,
+                    driver: false,
+                    closed: false,
+                }),
+                cpu,
+                origin: Instant::now(),
+                timer: Notify::new(),
             }),
         })
     }
 
-    /// Waits for `units` MB of admission, or refuses at once.
-    ///
-    /// Cancellation-safe: dropping the future while queued (client gone, caller's
-    /// `tokio::time::timeout`) removes the waiter and returns its units at once; if it was
-    /// admitted in the meantime, its units are released as if the grant had been dropped.
-    pub async fn acquire(&self, units: u64) -> Result<Grant, Rejection> {
-        let (id, notify) = {
-            let mut state = self.shared.lock();
-            if units > self.shared.capacity {
-                return Err(Rejection::TooLarge { units, capacity: self.shared.capacity });
-            }
-            if state.pending_units.saturating_add(units) > self.shared.depth {
-                return Err(Rejection::QueueFull {
-                    units,
-                    pending: state.pending_units,
-                    depth: self.shared.depth,
-                });
-            }
-            state.pending_units += units;
-            // Fast path: one lock, no allocation beyond the grant's reference count.
-            if state.waiters.is_empty() && self.shared.fits(&state, units, self.shared.cpu_open()) {
-                state.start(units);
-                return Ok(Grant { shared: Arc::clone(&self.shared), units });
-            }
-            let id = state.next_id;
-            state.next_id += 1;
-            let notify = Arc::new(Notify::new());
-            state.waiters.push_back(Waiter { id, units, notify: Arc::clone(&notify) });
-            (id, notify)
-        };
-        // Armed before the first await, so dropping this future at any later point cleans up.
-        let mut queued = Queued { shared: &self.shared, id, units, armed: true };
-        queued.wait(&notify).await;
-        queued.armed = false;
-        Ok(Grant { shared: Arc::clone(&self.shared), units })
+    /// Where the guests' real memory in use (bytes) is read, for the memory gate
+    /// ([`BreakerConfig::memory_high_water_bytes`]). Read under the breaker's lock before every
+    /// decision and on every gate re-check, so it must be cheap (an atomic load).
+    pub fn watch_real_memory(&self, read: impl Fn() -> u64 + Send + 'static) {
+        self.shared.lock().real_memory = Some(Box::new(read));
     }
 
-    /// The current counters, consistent with each other.
+    /// The id of tenant `name` (see [`Admission::tenant`]).
+    pub fn tenant(&self, name: &str) -> TenantId {
+        self.shared.lock().core.tenant(name)
+    }
+
+    /// Gives a tenant its own caps (see [`Admission::set_tenant_limits`]).
+    pub fn set_tenant_limits(&self, tenant: TenantId, limits: TenantLimits) {
+        self.shared.with(|core, now| core.set_tenant_limits(now, tenant, limits));
+    }
+
+    /// The id of function `name` (see [`Admission::function`]).
+    pub fn function(&self, name: &str) -> FunctionId {
+        self.shared.lock().core.function(name)
+    }
+
+    /// Forgets what was learned about a function (see [`Admission::forget_function`]).
+    pub fn forget_function(&self, function: FunctionId) {
+        self.shared.lock().core.forget_function(function);
+    }
+
+    /// The weight a request of `function` declaring `memory_mb` would be admitted by now.
+    pub fn weight(&self, function: Option<FunctionId>, memory_mb: u64) -> u64 {
+        self.shared.lock().core.weight(function, memory_mb)
+    }
+
+    /// Waits for admission, or refuses.
+    ///
+    /// Cancellation-safe: dropping the future while queued (client gone) removes the waiter and
+    /// returns its units at once; if it was admitted in the meantime, its units are released as if
+    /// the grant had been dropped. When nothing is queued, admission costs one lock and no
+    /// allocation.
+    pub async fn acquire(&self, ticket: Ticket) -> Result<Grant, Rejection> {
+        let shared = &self.shared;
+        let (id, waiter) = {
+            let mut state = shared.lock();
+            let now = shared.now();
+            shared.sense(&mut state, now);
+            let request = Request {
+                tenant: ticket.tenant,
+                function: ticket.function,
+                memory_mb: ticket.memory_mb,
+                deadline: ticket.queue_timeout.map(|timeout| now.saturating_add(timeout)),
+            };
+            let mut attached = None;
+            let decision =
+                state.core.arrive(now, request, || Arc::clone(attached.insert(Arc::new(Waiter::default()))));
+            shared.dispatch(&mut state);
+            match decision {
+                Decision::Started(admitted) => return Ok(Grant::new(shared, admitted)),
+                Decision::Rejected(rejection) => return Err(rejection),
+                Decision::Queued(id) => {
+                    (id, attached.expect("admission attaches a payload to every request it queues"))
+                }
+            }
+        };
+        // Armed before the first await, so dropping this future at any later point cleans up.
+        let mut queued = Queued { shared, tenant: ticket.tenant, id, waiter, armed: true };
+        let outcome = queued.wait().await;
+        queued.armed = false;
+        outcome.map(|admitted| Grant::new(shared, admitted))
+    }
+
+    /// The pod's counters and gates, consistent with each other.
     pub fn snapshot(&self) -> Snapshot {
-        let state = self.shared.lock();
-        Snapshot {
-            in_flight_units: state.in_flight_units,
-            queued_units: state.pending_units - state.in_flight_units,
-            in_flight_requests: state.in_flight_requests,
-            queued_requests: state.waiters.len() as u64,
-            capacity_units: self.shared.capacity,
-            queue_depth_units: self.shared.depth,
-        }
+        self.shared.lock().core.snapshot()
+    }
+
+    /// Every tenant's counters.
+    pub fn tenant_snapshots(&self) -> Vec<TenantSnapshot> {
+        self.shared.lock().core.tenant_snapshots().collect()
+    }
+
+    /// What has been learned of every function.
+    pub fn function_snapshots(&self) -> Vec<FunctionSnapshot> {
+        self.shared.lock().core.function_snapshots().collect()
     }
 }
 
-/// Admission of `units` MB. Dropping it returns the units and starts as many queued requests as
-/// now fit, so hold it for exactly as long as the request runs.
+impl fmt::Debug for Breaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Breaker").field("snapshot", &self.snapshot()).finish_non_exhaustive()
+    }
+}
+
+impl Drop for Breaker {
+    /// Stops the timer task. No acquire can be pending (each borrows the breaker); grants still
+    /// held release into the state, which needs no timer once nothing can queue.
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.timer.notify_one();
+    }
+}
+
+/// Admission of a request. Dropping it returns the units and starts the waiting requests that now
+/// fit, so hold it for exactly as long as the request runs.
 #[derive(Debug)]
 pub struct Grant {
     shared: Arc<Shared>,
+    admitted: Option<Admitted>,
+    tenant: TenantId,
     units: u64,
+    memory_mb: u64,
 }
 
 impl Grant {
-    /// The MB this grant holds: the request's admission weight and its memory limit.
+    fn new(shared: &Arc<Shared>, admitted: Admitted) -> Grant {
+        Grant {
+            shared: Arc::clone(shared),
+            tenant: admitted.tenant(),
+            units: admitted.units(),
+            memory_mb: admitted.memory_mb(),
+            admitted: Some(admitted),
+        }
+    }
+
+    /// The admission weight this grant holds, MB.
     pub fn units(&self) -> u64 {
         self.units
+    }
+
+    /// The declared memory, MB: the hard memory limit to run the request under (the declaration
+    /// even when a smaller learned weight admitted it).
+    pub fn memory_mb(&self) -> u64 {
+        self.memory_mb
+    }
+
+    /// The tenant it was granted to.
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    /// Ends a request that completed, with the most memory its instance used: its function learns
+    /// from it (see [`WeightMode`](crate::WeightMode)), then the units return. Dropping the grant
+    /// instead releases without learning, which is right for a request that failed.
+    pub fn finish(mut self, peak_memory_bytes: u64) {
+        self.release(Some(peak_memory_bytes));
+    }
+
+    fn release(&mut self, peak_memory_bytes: Option<u64>) {
+        let Some(admitted) = self.admitted.take() else { return };
+        self.shared.with(|core, now| core.release(now, admitted, peak_memory_bytes));
     }
 }
 
 impl Drop for Grant {
     fn drop(&mut self) {
-        let mut state = self.shared.lock();
-        state.finish(self.units);
-        self.shared.admit_heads(&mut state, false);
+        self.release(None);
     }
 }
 
@@ -236,127 +261,163 @@ pub fn units_from_header(value: Option<&[u8]>, default_units: u64) -> u64 {
     }
 }
 
-/// What the breaker and its grants share.
-#[derive(Debug)]
+/// What the breaker, its grants and its timer task share.
 struct Shared {
-    capacity: u64,
-    depth: u64,
-    cpu_gate: Option<CpuGate>,
-    cpu_recheck: Duration,
     state: Mutex<State>,
+    cpu: Option<Arc<CpuGauge>>,
+    /// The breaker's clock starts here; the state machine sees durations since.
+    origin: Instant,
+    /// Wakes the timer task when the next wake-up moved earlier, or the breaker closed.
+    timer: Notify,
 }
 
-#[derive(Debug)]
-struct CpuGate {
-    gauge: Arc<CpuGauge>,
-    threshold: f64,
-}
-
-/// Counters and the FIFO of waiters. `pending_units` counts running plus queued units.
-#[derive(Debug, Default)]
 struct State {
-    in_flight_units: u64,
-    pending_units: u64,
-    in_flight_requests: u64,
-    waiters: VecDeque<Waiter>,
-    next_id: u64,
+    core: Admission<Arc<Waiter>>,
+    real_memory: Option<Box<dyn Fn() -> u64 + Send>>,
+    /// When the timer task will next poll; `None` when it sleeps until notified (or is not
+    /// running).
+    timer_at: Option<Duration>,
+    driver: bool,
+    closed: bool,
 }
 
-/// A queued request. Ids increase in arrival order, so the queue is sorted by id.
-#[derive(Debug)]
+/// A queued request's mailbox: what happened to it, and its own wake-up.
+#[derive(Default)]
 struct Waiter {
-    id: u64,
-    units: u64,
-    notify: Arc<Notify>,
+    notify: Notify,
+    outcome: Mutex<Outcome>,
+}
+
+#[derive(Default)]
+enum Outcome {
+    #[default]
+    Waiting,
+    Started(Admitted),
+    Expired(Rejection),
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
 }
 
 impl Shared {
-    /// No code panics while holding the lock, so a poisoned lock still holds consistent counters.
+    /// No code panics while holding the lock, so a poisoned lock still holds consistent state.
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn cpu_open(&self) -> bool {
-        self.cpu_gate.as_ref().is_none_or(|gate| gate.gauge.cores() <= gate.threshold)
+    fn now(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.origin)
     }
 
-    fn fits(&self, state: &State, units: u64, cpu_open: bool) -> bool {
-        cpu_open && state.in_flight_units + units <= self.capacity
+    /// Runs one input against the state machine with fresh readings, then delivers what it did.
+    fn with(self: &Arc<Self>, input: impl FnOnce(&mut Admission<Arc<Waiter>>, Duration)) {
+        let mut state = self.lock();
+        let now = self.now();
+        self.sense(&mut state, now);
+        input(&mut state.core, now);
+        self.dispatch(&mut state);
     }
 
-    /// Starts queued heads, in order, while they fit; wakes each one started. When the head
-    /// changed (or `head_changed` says it did) and a CPU gate exists, the new head is woken so it
-    /// arms its recheck timer.
-    fn admit_heads(&self, state: &mut State, mut head_changed: bool) {
-        let cpu_open = self.cpu_open();
-        while let Some(head) = state.waiters.front() {
-            if !self.fits(state, head.units, cpu_open) {
-                break;
-            }
-            let units = head.units;
-            head.notify.notify_one();
-            state.waiters.pop_front();
-            state.start(units);
-            head_changed = true;
+    /// Feeds the latest CPU and memory readings to the state machine before a decision: the gates
+    /// then judge by what the pod uses now, as the gauges are read live.
+    fn sense(&self, state: &mut State, now: Duration) {
+        if let Some(cpu) = &self.cpu {
+            state.core.observe_cpu(now, cpu.cores());
         }
-        if head_changed && self.cpu_gate.is_some() {
-            if let Some(head) = state.waiters.front() {
-                head.notify.notify_one();
-            }
+        if let Some(read) = &state.real_memory {
+            let bytes = read();
+            state.core.observe_memory(now, bytes);
+        }
+    }
+
+    /// Wakes every request the last input started or expired, and moves the timer earlier if the
+    /// state machine now wants to be polled sooner.
+    fn dispatch(self: &Arc<Self>, state: &mut State) {
+        deliver(state);
+        let Some(wanted) = state.core.next_wakeup() else { return };
+        if state.timer_at.is_some_and(|at| at <= wanted) {
+            return;
+        }
+        state.timer_at = Some(wanted);
+        if state.driver {
+            self.timer.notify_one();
+        } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            state.driver = true;
+            runtime.spawn(drive(Arc::clone(self)));
         }
     }
 }
 
-impl State {
-    fn start(&mut self, units: u64) {
-        self.in_flight_units += units;
-        self.in_flight_requests += 1;
+/// Hands each started or expired request its outcome and wakes it.
+fn deliver(state: &mut State) {
+    while let Some(event) = state.core.next_event() {
+        let (waiter, outcome) = match event {
+            Event::Started { admitted, payload } => (payload, Outcome::Started(admitted)),
+            Event::Expired { units, waited, payload, .. } => {
+                (payload, Outcome::Expired(Rejection::QueueTimeout { units, waited }))
+            }
+        };
+        *waiter.outcome.lock().unwrap_or_else(PoisonError::into_inner) = outcome;
+        waiter.notify.notify_one();
     }
+}
 
-    fn finish(&mut self, units: u64) {
-        debug_assert!(self.in_flight_units >= units && self.pending_units >= units);
-        self.in_flight_units -= units;
-        self.pending_units -= units;
-        self.in_flight_requests -= 1;
-    }
-
-    fn position(&self, id: u64) -> Option<usize> {
-        self.waiters.binary_search_by_key(&id, |w| w.id).ok()
+/// The timer task: polls the state machine at its next wake-up (queue deadlines, gate re-checks)
+/// until the breaker is dropped. One task per breaker, however long the queue.
+async fn drive(shared: Arc<Shared>) {
+    loop {
+        let wake_at = {
+            let mut state = shared.lock();
+            if state.closed {
+                state.driver = false;
+                return;
+            }
+            let now = shared.now();
+            if state.core.next_wakeup().is_some_and(|at| at <= now) {
+                shared.sense(&mut state, now);
+                state.core.poll(now);
+                deliver(&mut state);
+            }
+            state.timer_at = state.core.next_wakeup();
+            state.timer_at
+        };
+        let notified = shared.timer.notified();
+        match wake_at {
+            Some(at) => {
+                tokio::select! {
+                    () = notified => {}
+                    () = tokio::time::sleep_until(shared.origin + at) => {}
+                }
+            }
+            None => notified.await,
+        }
     }
 }
 
 /// A request in the queue. While armed, dropping it takes the request out of the queue, or, if it
 /// was started meanwhile, releases what it was granted.
 struct Queued<'a> {
-    shared: &'a Shared,
-    id: u64,
-    units: u64,
+    shared: &'a Arc<Shared>,
+    tenant: TenantId,
+    id: RequestId,
+    waiter: Arc<Waiter>,
     armed: bool,
 }
 
 impl Queued<'_> {
-    /// Returns once this request has been started (its units are then in flight).
-    ///
-    /// Every waiter sleeps on its own notification: it is woken when started, and when it becomes
-    /// the head. Only the head, and only when a CPU gate exists, also wakes on a timer to re-check
-    /// the gate, so a long queue costs one timer, not one per waiter.
-    async fn wait(&self, notify: &Notify) {
-        let gated = self.shared.cpu_gate.is_some();
+    /// Returns once the request was started (its units are then in flight) or expired. Each waiter
+    /// sleeps on its own notification, woken once, when something happened to it.
+    async fn wait(&self) -> Result<Admitted, Rejection> {
         loop {
-            let is_head = match self.shared.lock().position(self.id) {
-                None => return,
-                Some(index) => index == 0,
-            };
-            if is_head && gated {
-                tokio::select! {
-                    () = notify.notified() => {}
-                    () = tokio::time::sleep(self.shared.cpu_recheck) => {
-                        let mut state = self.shared.lock();
-                        self.shared.admit_heads(&mut state, false);
-                    }
-                }
-            } else {
-                notify.notified().await;
+            let outcome =
+                std::mem::take(&mut *self.waiter.outcome.lock().unwrap_or_else(PoisonError::into_inner));
+            match outcome {
+                Outcome::Waiting => self.waiter.notify.notified().await,
+                Outcome::Started(admitted) => return Ok(admitted),
+                Outcome::Expired(rejection) => return Err(rejection),
             }
         }
     }
@@ -367,21 +428,18 @@ impl Drop for Queued<'_> {
         if !self.armed {
             return;
         }
-        let mut state = self.shared.lock();
-        match state.position(self.id) {
-            Some(index) => {
-                state.waiters.remove(index);
-                state.pending_units -= self.units;
-                // Only the head blocks others; a waiter behind it leaving changes nothing.
-                if index == 0 {
-                    self.shared.admit_heads(&mut state, true);
+        let (tenant, id, waiter) = (self.tenant, self.id, &self.waiter);
+        self.shared.with(|core, now| {
+            // Under the breaker's lock, where outcomes are written: this one cannot change now.
+            let outcome = std::mem::take(&mut *waiter.outcome.lock().unwrap_or_else(PoisonError::into_inner));
+            match outcome {
+                Outcome::Waiting => {
+                    core.cancel(now, tenant, id);
                 }
+                Outcome::Started(admitted) => core.release(now, admitted, None),
+                Outcome::Expired(_) => {}
             }
-            None => {
-                state.finish(self.units);
-                self.shared.admit_heads(&mut state, false);
-            }
-        }
+        });
     }
 }
 
@@ -399,6 +457,10 @@ mod tests {
         Breaker::new(config, None).expect("valid config")
     }
 
+    fn mb(memory_mb: u64) -> Ticket {
+        Ticket::new(memory_mb)
+    }
+
     /// Polls once without a runtime waker: "at once" means ready on the first poll.
     fn poll_once<F: Future>(fut: Pin<&mut F>) -> Poll<F::Output> {
         fut.poll(&mut Context::from_waker(Waker::noop()))
@@ -414,23 +476,23 @@ mod tests {
     #[tokio::test]
     async fn rejects_beyond_depth_then_succeeds_after_release() {
         let breaker = breaker(1, 1);
-        let grant = breaker.acquire(1).await.expect("first fits");
-        let second = ready(poll_once(pin!(breaker.acquire(1))));
+        let grant = breaker.acquire(mb(1)).await.expect("first fits");
+        let second = ready(poll_once(pin!(breaker.acquire(mb(1)))));
         assert_eq!(
             second.expect_err("queue is full"),
             Rejection::QueueFull { units: 1, pending: 1, depth: 1 }
         );
         drop(grant);
-        let again = breaker.acquire(1).await.expect("fits after release");
+        let again = breaker.acquire(mb(1)).await.expect("fits after release");
         assert_eq!(again.units(), 1);
     }
 
     #[tokio::test]
     async fn two_small_holders_block_a_larger_request_until_both_release() {
         let breaker = breaker(2, 4);
-        let a = breaker.acquire(1).await.expect("a");
-        let b = breaker.acquire(1).await.expect("b");
-        let mut big = pin!(breaker.acquire(2));
+        let a = breaker.acquire(mb(1)).await.expect("a");
+        let b = breaker.acquire(mb(1)).await.expect("b");
+        let mut big = pin!(breaker.acquire(mb(2)));
         assert!(poll_once(big.as_mut()).is_pending());
         drop(a);
         assert!(poll_once(big.as_mut()).is_pending(), "one unit free is not enough");
@@ -443,10 +505,10 @@ mod tests {
     #[tokio::test]
     async fn fails_fast_under_overload() {
         let breaker = breaker(1, 2);
-        let _held = breaker.acquire(1).await.expect("held");
-        let mut queued = pin!(breaker.acquire(1));
+        let _held = breaker.acquire(mb(1)).await.expect("held");
+        let mut queued = pin!(breaker.acquire(mb(1)));
         assert!(poll_once(queued.as_mut()).is_pending());
-        let third = ready(poll_once(pin!(breaker.acquire(1))));
+        let third = ready(poll_once(pin!(breaker.acquire(mb(1)))));
         assert!(matches!(third, Err(Rejection::QueueFull { pending: 2, .. })));
         let snapshot = breaker.snapshot();
         assert_eq!((snapshot.in_flight_requests, snapshot.queued_requests), (1, 1));
@@ -455,11 +517,11 @@ mod tests {
     #[tokio::test]
     async fn large_head_waiter_starts_before_smaller_later_arrivals() {
         let breaker = breaker(10, 100);
-        let first = breaker.acquire(8).await.expect("first");
-        let mut large = pin!(breaker.acquire(9));
+        let first = breaker.acquire(mb(8)).await.expect("first");
+        let mut large = pin!(breaker.acquire(mb(9)));
         assert!(poll_once(large.as_mut()).is_pending());
         // 8 + 2 fits capacity, but the large waiter is ahead: no overtaking.
-        let mut small = pin!(breaker.acquire(2));
+        let mut small = pin!(breaker.acquire(mb(2)));
         assert!(poll_once(small.as_mut()).is_pending());
         assert_eq!(breaker.snapshot().queued_requests, 2);
 
@@ -473,9 +535,9 @@ mod tests {
     #[tokio::test]
     async fn releasing_starts_every_queued_head_that_fits() {
         let breaker = breaker(10, 100);
-        let first = breaker.acquire(10).await.expect("first");
-        let mut a = pin!(breaker.acquire(3));
-        let mut b = pin!(breaker.acquire(3));
+        let first = breaker.acquire(mb(10)).await.expect("first");
+        let mut a = pin!(breaker.acquire(mb(3)));
+        let mut b = pin!(breaker.acquire(mb(3)));
         assert!(poll_once(a.as_mut()).is_pending());
         assert!(poll_once(b.as_mut()).is_pending());
         drop(first);
@@ -488,13 +550,13 @@ mod tests {
     #[tokio::test]
     async fn dropping_a_queued_acquire_returns_its_units() {
         let breaker = breaker(4, 8);
-        let held = breaker.acquire(4).await.expect("held");
-        let timed_out = tokio::time::timeout(Duration::from_millis(10), breaker.acquire(4)).await;
+        let held = breaker.acquire(mb(4)).await.expect("held");
+        let timed_out = tokio::time::timeout(Duration::from_millis(10), breaker.acquire(mb(4))).await;
         assert!(timed_out.is_err(), "queued request should still be waiting");
         let snapshot = breaker.snapshot();
         assert_eq!((snapshot.queued_units, snapshot.queued_requests), (0, 0));
         // The 4 queued units are back: a 4-unit request fits the queue again.
-        let mut later = pin!(breaker.acquire(4));
+        let mut later = pin!(breaker.acquire(mb(4)));
         assert!(poll_once(later.as_mut()).is_pending());
         drop(held);
         ready(poll_once(later.as_mut())).expect("later starts");
@@ -503,10 +565,10 @@ mod tests {
     #[tokio::test]
     async fn dropping_the_queued_head_lets_the_next_one_start() {
         let breaker = breaker(10, 100);
-        let _held = breaker.acquire(5).await.expect("held");
-        let mut head = Box::pin(breaker.acquire(10));
+        let _held = breaker.acquire(mb(5)).await.expect("held");
+        let mut head = Box::pin(breaker.acquire(mb(10)));
         assert!(poll_once(head.as_mut()).is_pending());
-        let mut next = pin!(breaker.acquire(5));
+        let mut next = pin!(breaker.acquire(mb(5)));
         assert!(poll_once(next.as_mut()).is_pending());
         drop(head);
         ready(poll_once(next.as_mut())).expect("next fits once the head left");
@@ -515,8 +577,8 @@ mod tests {
     #[tokio::test]
     async fn dropping_an_admitted_but_unpolled_acquire_releases_its_units() {
         let breaker = breaker(4, 8);
-        let held = breaker.acquire(4).await.expect("held");
-        let mut waiter = Box::pin(breaker.acquire(4));
+        let held = breaker.acquire(mb(4)).await.expect("held");
+        let mut waiter = Box::pin(breaker.acquire(mb(4)));
         assert!(poll_once(waiter.as_mut()).is_pending());
         drop(held);
         assert_eq!(breaker.snapshot().in_flight_units, 4, "started on release");
@@ -534,7 +596,7 @@ mod tests {
                 let breaker = Arc::clone(&breaker);
                 tokio::spawn(async move {
                     let wait = Duration::from_micros(50 * (i % 7));
-                    if let Ok(Ok(_grant)) = tokio::time::timeout(wait, breaker.acquire(1 + i % 5)).await {
+                    if let Ok(Ok(_grant)) = tokio::time::timeout(wait, breaker.acquire(mb(1 + i % 5))).await {
                         tokio::task::yield_now().await;
                     }
                 })
@@ -564,12 +626,13 @@ mod tests {
             capacity_units: 100,
             queue_depth_units: 200,
             cpu_threshold: Some(1.5),
-            cpu_recheck: recheck,
+            gate_recheck: recheck,
+            ..BreakerConfig::default()
         };
         let breaker = Arc::new(Breaker::new(config, Some(Arc::clone(&gauge))).expect("config"));
         let waiter = tokio::spawn({
             let breaker = Arc::clone(&breaker);
-            async move { breaker.acquire(10).await.map(|grant| grant.units()) }
+            async move { breaker.acquire(mb(10)).await.map(|grant| grant.units()) }
         });
         tokio::time::sleep(recheck * 5).await;
         assert!(!waiter.is_finished(), "cpu above threshold must hold the request");
@@ -589,13 +652,13 @@ mod tests {
         gauge.set(2.0);
         let config = BreakerConfig { cpu_threshold: Some(1.0), ..BreakerConfig::default() };
         let breaker = Breaker::new(config, Some(gauge)).expect("config");
-        assert!(poll_once(pin!(breaker.acquire(1))).is_pending());
+        assert!(poll_once(pin!(breaker.acquire(mb(1)))).is_pending());
     }
 
     #[tokio::test]
     async fn oversize_request_is_rejected_at_once() {
         let breaker = breaker(100, 1000);
-        let result = ready(poll_once(pin!(breaker.acquire(101))));
+        let result = ready(poll_once(pin!(breaker.acquire(mb(101)))));
         let rejection = result.expect_err("too large");
         assert_eq!(rejection, Rejection::TooLarge { units: 101, capacity: 100 });
         assert!(rejection.to_string().contains("exceeds capacity"));
@@ -608,60 +671,6 @@ mod tests {
         let text = full.to_string();
         assert!(text.contains("queue full"), "{text}");
         assert!(text.contains("200") && text.contains("15900") && text.contains("16000"));
-    }
-
-    #[test]
-    fn constructor_rejects_bad_settings() {
-        struct Case {
-            capacity: u64,
-            depth: u64,
-            threshold: Option<f64>,
-            recheck: Duration,
-            error: Option<AdmissionError>,
-        }
-        let ms = Duration::from_millis;
-        let cases = [
-            Case { capacity: 8000, depth: 16000, threshold: None, recheck: ms(50), error: None },
-            Case { capacity: 1, depth: 1, threshold: Some(0.0), recheck: ms(1), error: None },
-            Case {
-                capacity: 2,
-                depth: 1,
-                threshold: None,
-                recheck: ms(50),
-                error: Some(AdmissionError::DepthBelowCapacity { depth: 1, capacity: 2 }),
-            },
-            Case {
-                capacity: 0,
-                depth: 1,
-                threshold: None,
-                recheck: ms(50),
-                error: Some(AdmissionError::ZeroCapacity),
-            },
-            Case {
-                capacity: 1,
-                depth: 1,
-                threshold: Some(-1.0),
-                recheck: ms(50),
-                error: Some(AdmissionError::InvalidCpuThreshold(-1.0)),
-            },
-            Case {
-                capacity: 1,
-                depth: 1,
-                threshold: None,
-                recheck: Duration::ZERO,
-                error: Some(AdmissionError::ZeroCpuRecheck),
-            },
-        ];
-        for case in cases {
-            let config = BreakerConfig {
-                capacity_units: case.capacity,
-                queue_depth_units: case.depth,
-                cpu_threshold: case.threshold,
-                cpu_recheck: case.recheck,
-            };
-            let got = Breaker::new(config.clone(), None).err();
-            assert_eq!(got, case.error, "{config:?}");
-        }
     }
 
     #[test]
@@ -694,5 +703,139 @@ mod tests {
                 case.value.map(String::from_utf8_lossy)
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queue_timeout_expires_the_waiter_on_the_timer_and_returns_its_units() {
+        let breaker = breaker(10, 100);
+        let held = breaker.acquire(mb(10)).await.expect("held");
+        let timeout = Duration::from_millis(300);
+        let started = Instant::now();
+        let result = breaker.acquire(Ticket { queue_timeout: Some(timeout), ..mb(5) }).await;
+        let Err(Rejection::QueueTimeout { units, waited }) = result else {
+            panic!("expected a queue timeout, got {result:?}");
+        };
+        assert_eq!(units, 5);
+        assert!(waited >= timeout && started.elapsed() >= timeout, "{waited:?}");
+        let snapshot = breaker.snapshot();
+        assert_eq!((snapshot.queued_units, snapshot.queued_requests, snapshot.in_flight_units), (0, 0, 10));
+        let default_tenant = &breaker.tenant_snapshots()[0];
+        assert_eq!(default_tenant.refusals.get(crate::RefusalReason::QueueTimeout), 1);
+        drop(held);
+        assert_eq!(breaker.snapshot().in_flight_units, 0);
+    }
+
+    #[tokio::test]
+    async fn a_flooding_tenant_is_refused_beyond_its_cap_and_another_tenant_is_served_in_turn() {
+        let config = BreakerConfig {
+            capacity_units: 10,
+            queue_depth_units: 40,
+            tenant_limits: TenantLimits { max_in_flight_units: 10, max_queued_units: 10 },
+            fair_quantum_units: 1,
+            ..BreakerConfig::default()
+        };
+        let breaker = Breaker::new(config, None).expect("config");
+        let (a, b) = (breaker.tenant("a"), breaker.tenant("b"));
+        let ticket = |tenant| Ticket { tenant, ..mb(1) };
+        let mut a_running = Vec::new();
+        for _ in 0..10 {
+            a_running.push(breaker.acquire(ticket(a)).await.expect("a fills the pod"));
+        }
+        // Tenant A floods at 10x the capacity: 10 wait (its queued cap), 90 are refused at once.
+        let mut a_waiting: Vec<_> = (0..10).map(|_| Box::pin(breaker.acquire(ticket(a)))).collect();
+        for waiter in &mut a_waiting {
+            assert!(poll_once(waiter.as_mut()).is_pending());
+        }
+        for _ in 0..90 {
+            let refused = ready(poll_once(pin!(breaker.acquire(ticket(a)))));
+            assert!(matches!(refused, Err(Rejection::TenantQueueFull { .. })), "{refused:?}");
+        }
+        // Tenant B is never refused, and its requests start every other release.
+        let mut b_waiting: Vec<_> = (0..3).map(|_| Box::pin(breaker.acquire(ticket(b)))).collect();
+        for waiter in &mut b_waiting {
+            assert!(poll_once(waiter.as_mut()).is_pending(), "b waits for room, it is not refused");
+        }
+        let mut b_started = Vec::new();
+        let mut b_running = Vec::new();
+        for release in 1..=6 {
+            drop(a_running.pop());
+            for (i, waiter) in b_waiting.iter_mut().enumerate() {
+                if !b_started.iter().any(|&(j, _)| j == i) {
+                    if let Poll::Ready(grant) = poll_once(waiter.as_mut()) {
+                        b_started.push((i, release));
+                        b_running.push(grant.expect("b admitted"));
+                    }
+                }
+            }
+        }
+        // A was at its in-flight cap, so B's first request was the only one that could start.
+        // From then on the two alternate: deficit round robin with a quantum of one request.
+        assert_eq!(b_started, [(0, 1), (1, 3), (2, 5)], "b's requests in order, every other release");
+        let tenants = breaker.tenant_snapshots();
+        let refusals = |name: &str| tenants.iter().find(|t| &*t.name == name).expect(name).refusals;
+        assert_eq!(refusals("a").get(crate::RefusalReason::TenantQueueFull), 90);
+        assert_eq!(refusals("b").total(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn memory_gate_holds_until_real_memory_falls_on_the_timer_alone() {
+        let recheck = Duration::from_millis(50);
+        let config = BreakerConfig {
+            memory_high_water_bytes: Some(1000),
+            gate_recheck: recheck,
+            ..BreakerConfig::default()
+        };
+        let breaker = Arc::new(Breaker::new(config, None).expect("config"));
+        let real = Arc::new(std::sync::atomic::AtomicU64::new(1000));
+        breaker.watch_real_memory({
+            let real = Arc::clone(&real);
+            move || real.load(std::sync::atomic::Ordering::Relaxed)
+        });
+        let waiter = tokio::spawn({
+            let breaker = Arc::clone(&breaker);
+            async move { breaker.acquire(mb(10)).await.map(|grant| grant.units()) }
+        });
+        tokio::time::sleep(recheck * 5).await;
+        assert!(!waiter.is_finished(), "real memory at the high-water mark must hold the request");
+        let snapshot = breaker.snapshot();
+        assert_eq!((snapshot.queued_requests, snapshot.memory_gate_open), (1, false));
+        assert_eq!(snapshot.real_memory_bytes, 1000);
+
+        real.store(999, std::sync::atomic::Ordering::Relaxed);
+        let admitted = tokio::time::timeout(recheck * 3, waiter)
+            .await
+            .expect("admitted within a few recheck periods")
+            .expect("task");
+        assert_eq!(admitted, Ok(10));
+        assert!(breaker.snapshot().memory_gate_open);
+    }
+
+    #[tokio::test]
+    async fn finished_grants_teach_their_function_a_learned_weight() {
+        let config = BreakerConfig {
+            learning: crate::Learning {
+                mode: crate::WeightMode::Learned,
+                after: 3,
+                ..crate::Learning::default()
+            },
+            ..BreakerConfig::default()
+        };
+        let breaker = Breaker::new(config, None).expect("config");
+        let f = breaker.function("/f");
+        let ticket = Ticket { function: Some(f), ..mb(100) };
+        for _ in 0..3 {
+            let grant = breaker.acquire(ticket).await.expect("admitted");
+            assert_eq!(grant.units(), 100, "declared until learned");
+            grant.finish(8 << 20);
+        }
+        // A failed request (dropped grant) teaches nothing.
+        drop(breaker.acquire(ticket).await.expect("admitted"));
+        let grant = breaker.acquire(ticket).await.expect("admitted");
+        assert_eq!((grant.units(), grant.memory_mb()), (10, 100), "8 MB x 1.25; the grant stays 100 MB");
+        assert_eq!(breaker.snapshot().in_flight_units, 10);
+        let learned = &breaker.function_snapshots()[0];
+        assert_eq!((learned.completed, learned.learned_mb), (3, Some(10)));
+        drop(grant);
+        assert_eq!(breaker.snapshot().in_flight_units, 0);
     }
 }

@@ -12,7 +12,9 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
-use wasmpod_admission::{units_from_header, Breaker, BreakerConfig, CpuGauge, CpuSampler, Rejection};
+use wasmpod_admission::{
+    units_from_header, Breaker, BreakerConfig, CpuGauge, CpuSampler, RefusalReason, Ticket,
+};
 use wasmpod_runtime::{Function, GuestEnd, HttpBody, Registry, RequestLimits, RunError, Runtime, WagiInput};
 use wasmpod_wagi::{build_argv, build_env, CgiRequest, OutputError, DEFAULT_HOST, MISSING_HEADERS_MESSAGE};
 
@@ -425,24 +427,25 @@ impl App {
     ) -> Result<Option<wasmpod_admission::Grant>, Response<ResponseBody>> {
         let Some(breaker) = &self.breaker else { return Ok(None) };
         let queue_timeout = self.config.queue_timeout.unwrap_or(self.config.timeout);
-        let refusal = match tokio::time::timeout(queue_timeout, breaker.acquire(units)).await {
-            Ok(Ok(grant)) => {
+        // Every request is the default tenant's until functions carry tenants.
+        let ticket = Ticket { queue_timeout: Some(queue_timeout), ..Ticket::new(units) };
+        let rejection = match breaker.acquire(ticket).await {
+            Ok(grant) => {
                 self.metrics.admitted();
                 return Ok(Some(grant));
             }
-            Ok(Err(rejection @ Rejection::QueueFull { .. })) => {
-                (Refusal::QueueFull, StatusCode::SERVICE_UNAVAILABLE, rejection.to_string())
-            }
-            Ok(Err(rejection @ Rejection::TooLarge { .. })) => {
-                (Refusal::TooLarge, StatusCode::PAYLOAD_TOO_LARGE, rejection.to_string())
-            }
-            Err(_elapsed) => (
-                Refusal::QueueTimeout,
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("queue timeout: waited {queue_timeout:?} for {units} MB"),
-            ),
+            Err(rejection) => rejection,
         };
-        let (refusal, status, reason) = refusal;
+        let (refusal, status) = match rejection.reason() {
+            RefusalReason::TooLarge | RefusalReason::TenantTooLarge => {
+                (Refusal::TooLarge, StatusCode::PAYLOAD_TOO_LARGE)
+            }
+            RefusalReason::QueueFull | RefusalReason::TenantQueueFull => {
+                (Refusal::QueueFull, StatusCode::SERVICE_UNAVAILABLE)
+            }
+            RefusalReason::QueueTimeout => (Refusal::QueueTimeout, StatusCode::SERVICE_UNAVAILABLE),
+        };
+        let reason = rejection.to_string();
         self.metrics.refused(refusal);
         tracing::warn!(function = %function.name(), request_id, units, status = status.as_u16(), "refused: {reason}");
         Err(plain(status, format!("{reason}\n")))

@@ -311,6 +311,10 @@ mod tests {
             queued_requests: 1,
             capacity_units: 8000,
             queue_depth_units: 16000,
+            cpu_gate_open: true,
+            memory_gate_open: true,
+            real_memory_bytes: 0,
+            memory_high_water_bytes: None,
         };
         let text = metrics.render(Some(snapshot), 1.5, 2, [(&name, 3)]);
         for line in [
