@@ -1,6 +1,6 @@
 //! The per-request cost of the Wasm path, without HTTP.
 //!
-//! - `request/{wat,rust}_hello`: `Function::run` as the server calls it — WASI context, store,
+//! - `request/{wat,rust}_hello`: `WagiModule::run` as the server calls it — WASI context, store,
 //!   instantiation from the prepared `InstancePre`, the call, the parse of stdout.
 //! - `prepare_per_request/{wat,rust}_hello`: what WAGI did per request — a new `Linker`, WASI
 //!   added to it, instantiation by name resolution — then the same call and parse. The ratio to
@@ -17,7 +17,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, Method, Uri, Version};
 use tokio::runtime::Runtime as TokioRuntime;
-use wasmpod_runtime::{EngineOptions, FunctionSpec, Registry, RequestLimits, Runtime, WagiInput};
+use wasmpod_runtime::{EngineOptions, FunctionSpec, Guest, Registry, RequestLimits, Runtime, WagiInput};
 use wasmpod_wagi::{build_argv, build_env, parse_output, CgiRequest, RoutePattern};
 use wasmtime::{Linker, Module, Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -92,13 +92,15 @@ fn request(c: &mut Criterion, tokio: &TokioRuntime, registry: &Registry, input: 
     let limits = RequestLimits::default();
     let mut group = c.benchmark_group("request");
     for (name, route, _) in guests() {
-        let function = registry.lookup(route).expect("route loaded");
-        let outcome = tokio.block_on(function.run(input.clone(), &limits)).expect("hello runs");
+        let Some(Guest::Wagi(module)) = registry.lookup(route).map(|f| f.guest()) else {
+            panic!("{route}: not a loaded WAGI module");
+        };
+        let outcome = tokio.block_on(module.run(input.clone(), &limits)).expect("hello runs");
         assert_eq!(outcome.response.status, 200, "{name}");
         // The input is cloned per iteration: the server builds a fresh one per request too.
         group.bench_function(name, |b| {
             b.to_async(tokio).iter(|| async {
-                let outcome = function.run(input.clone(), &limits).await.expect("hello runs");
+                let outcome = module.run(input.clone(), &limits).await.expect("hello runs");
                 black_box(outcome)
             })
         });
@@ -151,7 +153,7 @@ fn wasi_ctx(c: &mut Criterion, input: &WagiInput) {
     });
 }
 
-/// The WASI context `Function::run` builds per request (no volumes).
+/// The WASI context `WagiModule::run` builds per request (no volumes).
 fn wasi_builder(input: &WagiInput, stdout: MemoryOutputPipe) -> WasiCtxBuilder {
     let mut wasi = WasiCtxBuilder::new();
     wasi.stdin(MemoryInputPipe::new(input.body.clone())).stdout(stdout).args(&input.argv).envs(&input.env);

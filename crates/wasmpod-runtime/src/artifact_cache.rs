@@ -158,11 +158,28 @@ pub(crate) fn compile(
             }),
         }
     }
-    if crate::registry::is_component(bytes) {
+    if is_component(bytes) {
         one(engine, cache, bytes, module_path).map(|(c, outcome)| (Compiled::Component(c), outcome))
     } else {
         one(engine, cache, bytes, module_path).map(|(m, outcome)| (Compiled::Module(m), outcome))
     }
+}
+
+/// Whether `bytes` (binary or text) are a component rather than a core module. A binary says so
+/// in its header's layer field (what `wasmparser::Parser::is_component` reads); a `.wat` file by
+/// its first form.
+pub(crate) fn is_component(bytes: &[u8]) -> bool {
+    if bytes.starts_with(b"\0asm") {
+        // The 16-bit layer field after the version: 0 for a core module, 1 for a component.
+        return bytes.get(6..8) == Some(&[1, 0]);
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let mut rest = text.trim_start();
+    // Skip leading `;;` line comments.
+    while let Some(comment) = rest.strip_prefix(";;") {
+        rest = comment.split_once('\n').map_or("", |(_, after)| after).trim_start();
+    }
+    rest.starts_with("(component")
 }
 
 /// Where a module's code came from.
@@ -197,6 +214,7 @@ impl ArtifactCache {
         Ok(ArtifactCache { dir, engine_hash: Arc::default() })
     }
 
+    /// The cache directory (for logs, and for tests that inspect entries).
     pub fn dir(&self) -> &Path {
         &self.dir
     }

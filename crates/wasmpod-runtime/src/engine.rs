@@ -77,6 +77,7 @@ pub struct EpochTicker {
 }
 
 impl EpochTicker {
+    /// Starts the clock for `engine`; keep the ticker for as long as guests may run.
     pub fn start(engine: &Engine) -> EpochTicker {
         let stop = Arc::new(AtomicBool::new(false));
         let engine = engine.weak();

@@ -6,39 +6,71 @@ use thiserror::Error;
 /// server that cannot load its functions must refuse to start with a message a user can act on.
 #[derive(Debug, Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
-    ReadConfig { path: PathBuf, source: std::io::Error },
-    #[error("{file}:{line}: {message}")]
-    Config { file: String, line: usize, message: String },
+    /// One function's module could not be read, compiled, linked or prepared.
     #[error("route {route:?}: module {}: {reason}", module.display())]
-    Module { route: String, module: PathBuf, reason: String },
-    #[error("route {route:?}: {reason}")]
-    Route { route: String, reason: String },
+    Module {
+        /// The route as configured.
+        route: String,
+        /// The module file.
+        module: PathBuf,
+        /// What went wrong, for a person.
+        reason: String,
+    },
+    /// The engine could not be built or WASI linked (a bug or an unsupported host, not a user error).
     #[error("engine: {0}")]
     Engine(String),
+    /// A guest stderr log file could not be created under `--log-dir`.
     #[error("log dir {}: {source}", path.display())]
-    LogDir { path: PathBuf, source: std::io::Error },
+    LogDir {
+        /// The file that could not be opened.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The artifact cache directory could not be created.
     #[error("artifact cache {}: {source}", path.display())]
-    ArtifactCache { path: PathBuf, source: std::io::Error },
+    ArtifactCache {
+        /// The cache directory.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid module or component (from [`crate::ArtifactCache`], which does
+    /// not know routes).
     #[error("module {}: invalid module: {reason}", module.display())]
-    InvalidModule { module: PathBuf, reason: String },
+    InvalidModule {
+        /// The module file.
+        module: PathBuf,
+        /// wasmtime's reason.
+        reason: String,
+    },
 }
 
 /// Why one request's guest did not produce a response. Each answers that request only.
 #[derive(Debug, Error)]
 pub enum RunError {
+    /// The guest ran past its time limit and was stopped (504).
     #[error("guest ran past its time limit of {0:?}")]
     Timeout(std::time::Duration),
+    /// The guest tried to grow its memory past the request's grant.
     #[error("memory limit of {limit_mb} MB exceeded")]
-    MemoryLimit { limit_mb: u64 },
+    MemoryLimit {
+        /// The grant, in MB.
+        limit_mb: u64,
+    },
+    /// The guest called `proc_exit` with a non-zero code.
     #[error("guest exited with status {0}")]
     Exit(i32),
+    /// The guest trapped (`unreachable`, an out-of-bounds access, a stack overflow, ...).
     #[error("guest trapped: {0}")]
     Trap(String),
+    /// The instance could not be created (its start function failed, a limit was hit).
     #[error("instantiation failed: {0}")]
     Instantiate(String),
+    /// Every instance slot of the pool is in use (503: admission should have prevented it).
     #[error("no instance slot free (pool exhausted): {0}")]
     PoolExhausted(String),
+    /// A WAGI guest's stdout is not a valid CGI response.
     #[error("guest output: {0}")]
     Output(#[from] wasmpod_wagi::OutputError),
 }
@@ -54,6 +86,15 @@ impl RunError {
             RunError::Instantiate(_) => "instantiate",
             RunError::PoolExhausted(_) => "pool_exhausted",
             RunError::Output(_) => "bad_output",
+        }
+    }
+
+    /// An instantiation failure, told apart from an exhausted instance pool.
+    pub(crate) fn instantiate(e: wasmtime::Error) -> RunError {
+        if e.is::<wasmtime::PoolConcurrencyLimitError>() {
+            RunError::PoolExhausted(format!("{e:#}"))
+        } else {
+            RunError::Instantiate(format!("{e:#}"))
         }
     }
 }

@@ -24,7 +24,6 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use wasmtime::{Caller, Extern, Linker, Memory};
 
-use crate::function::WagiState;
 use crate::outbound::{self, OutboundPolicy};
 use crate::OUTBOUND_TIMEOUT;
 
@@ -81,11 +80,20 @@ impl RequestHttp {
     }
 }
 
+/// Store data that carries one request's outbound state: the core-module executor's, which
+/// holds it only when the module imports `wasi_experimental_http`.
+pub(crate) trait OutboundHost: Send + 'static {
+    /// The request's outbound state, if the module can call out.
+    fn outbound(&self) -> Option<&RequestHttp>;
+    /// The same, to change.
+    fn outbound_mut(&mut self) -> Option<&mut RequestHttp>;
+}
+
 /// Defines the five functions in the WAGI linker. Modules that do not import them pay nothing:
 /// an `InstancePre` resolves only what a module imports.
-pub(crate) fn add_to_linker(linker: &mut Linker<WagiState>) -> wasmtime::Result<()> {
-    linker.func_wrap(MODULE, "close", |mut caller: Caller<'_, WagiState>, handle: u32| -> u32 {
-        let Some(http) = caller.data_mut().http.as_mut() else { return HttpError::Runtime as u32 };
+pub(crate) fn add_to_linker<T: OutboundHost>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    linker.func_wrap(MODULE, "close", |mut caller: Caller<'_, T>, handle: u32| -> u32 {
+        let Some(http) = caller.data_mut().outbound_mut() else { return HttpError::Runtime as u32 };
         match http.responses.remove(&handle) {
             Some(_) => 0,
             None => HttpError::InvalidHandle as u32,
@@ -94,14 +102,14 @@ pub(crate) fn add_to_linker(linker: &mut Linker<WagiState>) -> wasmtime::Result<
     linker.func_wrap(
         MODULE,
         "body_read",
-        |mut caller: Caller<'_, WagiState>, handle: u32, buf: u32, buf_len: u32, written: u32| -> u32 {
+        |mut caller: Caller<'_, T>, handle: u32, buf: u32, buf_len: u32, written: u32| -> u32 {
             code(body_read(&mut caller, handle, buf, buf_len, written))
         },
     )?;
     linker.func_wrap(
         MODULE,
         "header_get",
-        |mut caller: Caller<'_, WagiState>,
+        |mut caller: Caller<'_, T>,
          handle: u32,
          name: u32,
          name_len: u32,
@@ -115,14 +123,14 @@ pub(crate) fn add_to_linker(linker: &mut Linker<WagiState>) -> wasmtime::Result<
     linker.func_wrap(
         MODULE,
         "headers_get_all",
-        |mut caller: Caller<'_, WagiState>, handle: u32, buf: u32, buf_len: u32, written: u32| -> u32 {
+        |mut caller: Caller<'_, T>, handle: u32, buf: u32, buf_len: u32, written: u32| -> u32 {
             code(headers_get_all(&mut caller, handle, buf, buf_len, written))
         },
     )?;
     linker.func_wrap_async(
         MODULE,
         "req",
-        |mut caller: Caller<'_, WagiState>,
+        |mut caller: Caller<'_, T>,
          (url, url_len, method, method_len, headers, headers_len, body, body_len, status, handle): (
             u32,
             u32,
@@ -170,9 +178,9 @@ struct ReqArgs {
     handle: u32,
 }
 
-async fn req(caller: &mut Caller<'_, WagiState>, args: ReqArgs) -> Result<(), HttpError> {
+async fn req<T: OutboundHost>(caller: &mut Caller<'_, T>, args: ReqArgs) -> Result<(), HttpError> {
     let memory = memory(caller)?;
-    let http = caller.data().http.as_ref().ok_or(HttpError::Runtime)?;
+    let http = caller.data().outbound().ok_or(HttpError::Runtime)?;
     if let Some(max) = http.max_concurrency {
         if http.responses.len() >= max as usize {
             return Err(HttpError::TooManySessions);
@@ -198,14 +206,14 @@ async fn req(caller: &mut Caller<'_, WagiState>, args: ReqArgs) -> Result<(), Ht
         tracing::warn!(%function, target = %url, "outbound request failed: {e}");
     })?;
 
-    let http = caller.data_mut().http.as_mut().ok_or(HttpError::Runtime)?;
+    let http = caller.data_mut().outbound_mut().ok_or(HttpError::Runtime)?;
     let handle = free_handle(http)?;
     http.responses.insert(handle, Response { headers, body });
     let result = write(caller, memory, args.status, &status.to_le_bytes())
         .and_then(|()| write(caller, memory, args.handle, &handle.to_le_bytes()));
     if result.is_err() {
         // The guest never learns the handle: do not hold the response for it.
-        if let Some(http) = caller.data_mut().http.as_mut() {
+        if let Some(http) = caller.data_mut().outbound_mut() {
             http.responses.remove(&handle);
         }
     }
@@ -303,23 +311,23 @@ fn format_headers(headers: &HeaderMap) -> Result<String, HttpError> {
     Ok(text)
 }
 
-fn body_read(
-    caller: &mut Caller<'_, WagiState>,
+fn body_read<T: OutboundHost>(
+    caller: &mut Caller<'_, T>,
     handle: u32,
     buf: u32,
     buf_len: u32,
     written: u32,
 ) -> Result<(), HttpError> {
     let memory = memory(caller)?;
-    let http = caller.data_mut().http.as_mut().ok_or(HttpError::Runtime)?;
+    let http = caller.data_mut().outbound_mut().ok_or(HttpError::Runtime)?;
     let response = http.responses.get_mut(&handle).ok_or(HttpError::InvalidHandle)?;
     let n = response.body.len().min(buf_len as usize);
     let chunk = response.body.split_to(n);
     write_counted(caller, memory, buf, written, &chunk)
 }
 
-fn header_get(
-    caller: &mut Caller<'_, WagiState>,
+fn header_get<T: OutboundHost>(
+    caller: &mut Caller<'_, T>,
     handle: u32,
     name: Buf,
     value: Buf,
@@ -327,7 +335,7 @@ fn header_get(
 ) -> Result<(), HttpError> {
     let memory = memory(caller)?;
     let name = read_str(caller, memory, name)?.to_ascii_lowercase();
-    let http = caller.data().http.as_ref().ok_or(HttpError::Runtime)?;
+    let http = caller.data().outbound().ok_or(HttpError::Runtime)?;
     let response = http.responses.get(&handle).ok_or(HttpError::InvalidHandle)?;
     let found = response.headers.get(name.as_str()).ok_or(HttpError::HeaderNotFound)?.as_bytes().to_vec();
     if found.len() > value.1 as usize {
@@ -336,15 +344,15 @@ fn header_get(
     write_counted(caller, memory, value.0, written, &found)
 }
 
-fn headers_get_all(
-    caller: &mut Caller<'_, WagiState>,
+fn headers_get_all<T: OutboundHost>(
+    caller: &mut Caller<'_, T>,
     handle: u32,
     buf: u32,
     buf_len: u32,
     written: u32,
 ) -> Result<(), HttpError> {
     let memory = memory(caller)?;
-    let http = caller.data().http.as_ref().ok_or(HttpError::Runtime)?;
+    let http = caller.data().outbound().ok_or(HttpError::Runtime)?;
     let response = http.responses.get(&handle).ok_or(HttpError::InvalidHandle)?;
     let text = format_headers(&response.headers)?;
     if text.len() > buf_len as usize {
@@ -353,26 +361,30 @@ fn headers_get_all(
     write_counted(caller, memory, buf, written, text.as_bytes())
 }
 
-fn memory(caller: &mut Caller<'_, WagiState>) -> Result<Memory, HttpError> {
+fn memory<T: OutboundHost>(caller: &mut Caller<'_, T>) -> Result<Memory, HttpError> {
     match caller.get_export("memory") {
         Some(Extern::Memory(memory)) => Ok(memory),
         _ => Err(HttpError::MemoryNotFound),
     }
 }
 
-fn read(caller: &Caller<'_, WagiState>, memory: Memory, (offset, len): Buf) -> Result<Vec<u8>, HttpError> {
+fn read<T: OutboundHost>(
+    caller: &Caller<'_, T>,
+    memory: Memory,
+    (offset, len): Buf,
+) -> Result<Vec<u8>, HttpError> {
     let data = memory.data(caller);
     let end = (offset as usize).checked_add(len as usize).ok_or(HttpError::MemoryAccess)?;
     data.get(offset as usize..end).map(<[u8]>::to_vec).ok_or(HttpError::MemoryAccess)
 }
 
-fn read_str(caller: &Caller<'_, WagiState>, memory: Memory, buf: Buf) -> Result<String, HttpError> {
+fn read_str<T: OutboundHost>(caller: &Caller<'_, T>, memory: Memory, buf: Buf) -> Result<String, HttpError> {
     String::from_utf8(read(caller, memory, buf)?).map_err(|_| HttpError::Utf8)
 }
 
 /// Writes `bytes` at `offset` and their length at `written`: how every call hands data back.
-fn write_counted(
-    caller: &mut Caller<'_, WagiState>,
+fn write_counted<T: OutboundHost>(
+    caller: &mut Caller<'_, T>,
     memory: Memory,
     offset: u32,
     written: u32,
@@ -382,8 +394,8 @@ fn write_counted(
     write(caller, memory, written, &(bytes.len() as u32).to_le_bytes())
 }
 
-fn write(
-    caller: &mut Caller<'_, WagiState>,
+fn write<T: OutboundHost>(
+    caller: &mut Caller<'_, T>,
     memory: Memory,
     offset: u32,
     bytes: &[u8],

@@ -101,17 +101,60 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// Store data that may carry a CPU quota (WAGI and `wasi:http` guests alike).
-pub(crate) trait GuestLimits: Send + 'static {
-    fn cpu_quota(&mut self) -> Option<&mut CpuQuota>;
+/// What a store enforces for one request, whatever the guest kind: the memory grant (with the
+/// peak it reached) and the CPU quota. Built from [`RequestLimits`] by [`crate::store`], the one
+/// place stores are made.
+#[derive(Debug)]
+pub(crate) struct Limits {
+    pub(crate) memory: MemoryLimiter,
+    pub(crate) cpu: Option<CpuQuota>,
+}
+
+impl Limits {
+    /// Limits for a core module (one instance per store).
+    pub(crate) fn for_module(limits: &RequestLimits) -> Limits {
+        Limits {
+            memory: MemoryLimiter::new(limits.memory_bytes),
+            cpu: limits.cpu_quota_millicores.map(CpuQuota::new),
+        }
+    }
+
+    /// Limits for a component, which instantiates several core modules in one store.
+    pub(crate) fn for_component(limits: &RequestLimits) -> Limits {
+        Limits {
+            memory: MemoryLimiter::for_component(limits.memory_bytes),
+            cpu: limits.cpu_quota_millicores.map(CpuQuota::new),
+        }
+    }
+
+    /// Marks the guest as (re)starting on the current thread, for the CPU quota's clock.
+    pub(crate) fn resume_here(&self) {
+        if let Some(quota) = &self.cpu {
+            quota.resume_here();
+        }
+    }
+
+    /// Why a guest that trapped failed: a refused memory growth is reported as such, whatever
+    /// trap the guest turned it into.
+    pub(crate) fn trap_error(&self, e: &wasmtime::Error) -> crate::RunError {
+        if self.memory.refused {
+            return crate::RunError::MemoryLimit { limit_mb: self.memory.limit.unwrap_or(0) >> 20 };
+        }
+        crate::RunError::Trap(format!("{e:?}"))
+    }
+}
+
+/// Store data of any guest kind: it carries the request's [`Limits`].
+pub(crate) trait LimitedState: Send + 'static {
+    fn limits(&mut self) -> &mut Limits;
 }
 
 /// Makes a store's guest yield at every epoch tick (so it never holds a worker thread), sleeping
 /// out the rest of the period when it has spent its CPU quota.
-pub(crate) fn yield_on_epoch<T: GuestLimits>(store: &mut Store<T>) {
+pub(crate) fn yield_on_epoch<T: LimitedState>(store: &mut Store<T>) {
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut ctx| {
-        let pause = match ctx.data_mut().cpu_quota() {
+        let pause = match ctx.data_mut().limits().cpu.as_mut() {
             Some(quota) => quota.on_tick(),
             None => Box::pin(tokio::task::yield_now()),
         };
@@ -129,6 +172,7 @@ pub const CPU_PERIOD: Duration = Duration::from_millis(100);
 /// A guest may resume on another worker thread after any yield, so the baseline is taken by the
 /// yield future itself as it completes: wasmtime resumes the guest in the same poll, on the same
 /// thread.
+#[derive(Debug)]
 pub(crate) struct CpuQuota {
     budget: Duration,
     period_start: Instant,

@@ -16,19 +16,19 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::BodyExt;
-use wasmtime::component::ResourceTable;
-use wasmtime::Store;
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{
     RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
 };
 
-use crate::function::{instantiate_error, Function, Prepared};
-use crate::limits::{yield_on_epoch, CpuQuota, GuestLimits, MemoryLimiter};
+use crate::limits::{LimitedState, Limits};
 use crate::outbound::{self, OutboundPolicy};
-use crate::{RequestLimits, RunError};
+use crate::store::{new_store, Sandbox};
+use crate::{Error, FunctionSpec, RequestLimits, RunError};
 
 /// The export a component must have to be served.
 pub(crate) const INCOMING_HANDLER: &str = "wasi:http/incoming-handler";
@@ -40,6 +40,7 @@ pub type HttpBody = UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
 pub struct HttpOutcome {
     /// Headers are final; the body streams while the guest writes it.
     pub response: http::Response<HttpBody>,
+    /// Time to instantiate the component.
     pub instantiate: Duration,
 }
 
@@ -48,14 +49,27 @@ pub struct HttpOutcome {
 pub struct GuestEnd {
     /// Why it failed while (or after) writing its body, if it did.
     pub error: Option<RunError>,
+    /// Time to instantiate the component.
     pub instantiate: Duration,
+    /// The most memory (all memories and tables) the instance had at once.
     pub peak_memory_bytes: u64,
 }
 
-/// A component prepared at load.
-pub(crate) struct HttpFunction {
-    pub(crate) pre: ProxyPre<HttpState>,
-    pub(crate) outbound: Arc<OutboundPolicy>,
+/// A `wasi:http` component prepared at load (its `ProxyPre`). Serve a request with
+/// [`HttpComponent::serve`].
+pub struct HttpComponent {
+    pre: ProxyPre<HttpState>,
+    outbound: Arc<OutboundPolicy>,
+    pub(crate) sandbox: Sandbox,
+}
+
+/// The linker every component is prepared against: WASI 0.2 and `wasi:http`.
+pub(crate) fn linker(engine: &Engine) -> Result<Linker<HttpState>, Error> {
+    let link_error = |e: wasmtime::Error| Error::Engine(format!("linking WASI: {e:#}"));
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_error)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_error)?;
+    Ok(linker)
 }
 
 /// Store data of a `wasi:http` guest.
@@ -64,8 +78,7 @@ pub(crate) struct HttpState {
     http: WasiHttpCtx,
     table: ResourceTable,
     outbound: Outbound,
-    limiter: MemoryLimiter,
-    cpu: Option<CpuQuota>,
+    limits: Limits,
 }
 
 impl WasiView for HttpState {
@@ -80,13 +93,33 @@ impl WasiHttpView for HttpState {
     }
 }
 
-impl GuestLimits for HttpState {
-    fn cpu_quota(&mut self) -> Option<&mut CpuQuota> {
-        self.cpu.as_mut()
+impl LimitedState for HttpState {
+    fn limits(&mut self) -> &mut Limits {
+        &mut self.limits
     }
 }
 
-impl Function {
+impl HttpComponent {
+    /// Links `component` once, or says why it cannot serve (the reason, for the caller to put
+    /// beside the route and module).
+    pub(crate) fn prepare(
+        linker: &Linker<HttpState>,
+        component: &Component,
+        spec: &FunctionSpec,
+        sandbox: Sandbox,
+    ) -> Result<HttpComponent, String> {
+        let pre = linker.instantiate_pre(component).map_err(|e| format!("{e:#}"))?;
+        let pre = ProxyPre::new(pre)
+            .map_err(|e| format!("a component must export wasi:http/incoming-handler (0.2.x): {e:#}"))?;
+        let outbound = Arc::new(OutboundPolicy::parse(&spec.allowed_hosts)?);
+        Ok(HttpComponent { pre, outbound, sandbox })
+    }
+
+    /// Outbound requests this component was refused, since load.
+    pub(crate) fn outbound_denied(&self) -> u64 {
+        self.outbound.denied()
+    }
+
     /// Serves one request with a component: returns once the guest has set its response (or has
     /// failed without one). The guest goes on running on a task of its own while the response
     /// body streams; `on_end` is called when it finishes, and whatever it holds (the admission
@@ -94,7 +127,7 @@ impl Function {
     /// the response, the guest is stopped and `on_end` is dropped without being called.
     ///
     /// `env` is the guest's environment (the server's `--env` values).
-    pub async fn serve_http<B>(
+    pub async fn serve<B>(
         &self,
         request: http::Request<B>,
         env: &[(String, String)],
@@ -105,11 +138,8 @@ impl Function {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let Prepared::Http(function) = &self.prepared else {
-            return Err(RunError::Instantiate(format!("{} is a WAGI module, not a component", self.name)));
-        };
         let deadline = Instant::now() + limits.timeout;
-        let mut store = self.new_http_store(function, env, limits, deadline);
+        let mut store = self.new_store(env, limits, deadline);
 
         let request = request.map(|body| body.map_err(incoming_body_error));
         let (response_tx, response_rx) = tokio::sync::oneshot::channel();
@@ -130,27 +160,24 @@ impl Function {
         };
 
         let start = Instant::now();
-        let proxy = match tokio::time::timeout_at(deadline.into(), function.pre.instantiate_async(&mut store))
-            .await
-        {
-            Err(_elapsed) => return Err(RunError::Timeout(limits.timeout)),
-            Ok(result) => result.map_err(instantiate_error)?,
-        };
+        let proxy =
+            match tokio::time::timeout_at(deadline.into(), self.pre.instantiate_async(&mut store)).await {
+                Err(_elapsed) => return Err(RunError::Timeout(limits.timeout)),
+                Ok(result) => result.map_err(RunError::instantiate)?,
+            };
         let instantiate = start.elapsed();
 
         let (end_tx, end_rx) = tokio::sync::oneshot::channel();
         let timeout = limits.timeout;
         let guest = tokio::spawn(async move {
-            if let Some(quota) = &store.data().cpu {
-                quota.resume_here();
-            }
+            store.data().limits.resume_here();
             let call = proxy.wasi_http_incoming_handler().call_handle(&mut store, request, outparam);
             let error = match tokio::time::timeout_at(deadline.into(), call).await {
                 Err(_elapsed) => Some(RunError::Timeout(timeout)),
-                Ok(Err(e)) => Some(trap_error(e, &store.data().limiter)),
+                Ok(Err(e)) => Some(store.data().limits.trap_error(&e)),
                 Ok(Ok(())) => None,
             };
-            let end = GuestEnd { error, instantiate, peak_memory_bytes: store.data().limiter.peak };
+            let end = GuestEnd { error, instantiate, peak_memory_bytes: store.data().limits.memory.peak };
             // Dropping the store ends the response body: complete if the guest finished it,
             // an error (hyper aborts the response) if not.
             drop(store);
@@ -181,40 +208,29 @@ impl Function {
         Ok(HttpOutcome { response, instantiate })
     }
 
-    /// Outbound requests this component was refused, since load.
-    pub fn outbound_denied(&self) -> u64 {
-        match &self.prepared {
-            Prepared::Http(function) => function.outbound.denied(),
-            Prepared::Wagi { outbound, .. } => outbound.as_ref().map_or(0, |policy| policy.denied()),
-        }
-    }
-
-    fn new_http_store(
+    /// The request's store: the function's sandbox with its log as stdout too (a component
+    /// answers through `wasi:http`, so stdout is only for logging), the server's environment, an
+    /// outbound hook bound to the request's deadline, and the request's limits.
+    fn new_store(
         &self,
-        function: &HttpFunction,
         env: &[(String, String)],
         limits: &RequestLimits,
         deadline: Instant,
     ) -> Store<HttpState> {
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.stdout(self.log.clone()).stderr(self.log.clone()).envs(env);
-        for (guest, host) in &self.spec.volumes {
-            if let Err(e) = wasi.preopened_dir(host, guest, FsPerms::ReadWrite) {
-                tracing::error!(function = %self.name, volume = %guest, host = %host.display(), "cannot open volume: {e:#}");
-            }
-        }
+        let mut wasi = self.sandbox.wasi();
+        wasi.stdout(self.sandbox.log.clone()).envs(env);
         let state = HttpState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            outbound: Outbound { function: self.name.clone(), policy: function.outbound.clone(), deadline },
-            limiter: MemoryLimiter::for_component(limits.memory_bytes),
-            cpu: limits.cpu_quota_millicores.map(CpuQuota::new),
+            outbound: Outbound {
+                function: self.sandbox.name.clone(),
+                policy: self.outbound.clone(),
+                deadline,
+            },
+            limits: Limits::for_component(limits),
         };
-        let mut store = Store::new(function.pre.engine(), state);
-        store.limiter(|s| &mut s.limiter);
-        yield_on_epoch(&mut store);
-        store
+        new_store(self.pre.engine(), state)
     }
 }
 
@@ -241,14 +257,6 @@ fn incoming_body_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -
         Ok(e) => wasmtime_wasi_http::Error::from(*e),
         Err(e) => wasmtime_wasi_http::Error::InternalError(Some(e.to_string())),
     }
-}
-
-/// A refused memory growth is reported as such, whatever the guest turned it into.
-fn trap_error(e: wasmtime::Error, limiter: &MemoryLimiter) -> RunError {
-    if limiter.refused {
-        return RunError::MemoryLimit { limit_mb: limiter.limit.unwrap_or(0) >> 20 };
-    }
-    RunError::Trap(format!("{e:?}"))
 }
 
 /// The outbound side of a component: every request it sends passes here.
@@ -283,5 +291,53 @@ impl WasiHttpHooks for Outbound {
                 Box::new(io) as Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::tests::load_one;
+    use crate::Guest;
+
+    async fn serve(path: &str, body: &'static str, limits: RequestLimits) -> (u16, String, Option<GuestEnd>) {
+        let (_runtime, function) = load_one("/c/...", wasmpod_guests::HTTP_COMPONENT).await;
+        let Guest::Http(component) = function.guest() else { panic!("not a component") };
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(format!("http://localhost{path}"))
+            .body(http_body_util::Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap();
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel();
+        let outcome = match component.serve(request, &[], &limits, move |end| drop(end_tx.send(end))).await {
+            Ok(outcome) => outcome,
+            Err(e) => return (0, e.to_string(), None),
+        };
+        let status = outcome.response.status().as_u16();
+        let body = outcome.response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        (status, String::from_utf8_lossy(&body).into_owned(), end_rx.await.ok())
+    }
+
+    #[tokio::test]
+    async fn a_component_answers_and_reports_its_end() {
+        let (status, body, end) = serve("/c/hello", "", RequestLimits::default()).await;
+        assert_eq!((status, body.as_str()), (200, "hello from a component\n"));
+        let end = end.expect("the guest's end is reported");
+        assert!(end.error.is_none(), "{:?}", end.error);
+        assert!(end.peak_memory_bytes > 0);
+    }
+
+    #[tokio::test]
+    async fn the_request_body_streams_through() {
+        let (status, body, _) = serve("/c/echo", "streamed body", RequestLimits::default()).await;
+        assert_eq!((status, body.as_str()), (200, "streamed body"));
+    }
+
+    #[tokio::test]
+    async fn a_component_past_its_grant_fails_with_the_reason() {
+        let limits = RequestLimits { memory_bytes: Some(16 << 20), ..RequestLimits::default() };
+        let (status, message, _) = serve("/c/hog?mb=64", "", limits).await;
+        assert_eq!(status, 0, "{message}");
+        assert_eq!(message, "memory limit of 16 MB exceeded");
     }
 }

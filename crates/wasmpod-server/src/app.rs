@@ -1,85 +1,27 @@
-//! One request, from parsed HTTP to response.
+//! One request, from parsed HTTP to response: route, admit, execute, respond.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, Full};
+use http_body::Body;
+use http_body_util::BodyExt;
 use wasmpod_admission::{
-    units_from_header, Breaker, BreakerConfig, CpuGauge, CpuSampler, RefusalReason, Ticket,
+    units_from_header, Breaker, BreakerConfig, CpuGauge, CpuSampler, Grant, RefusalReason, Ticket,
 };
-use wasmpod_runtime::{Function, GuestEnd, HttpBody, Registry, RequestLimits, RunError, Runtime, WagiInput};
+use wasmpod_runtime::{
+    Function, Guest, GuestEnd, HttpComponent, Registry, RequestLimits, RunError, Runtime, WagiInput,
+    WagiModule,
+};
 use wasmpod_wagi::{build_argv, build_env, CgiRequest, OutputError, DEFAULT_HOST, MISSING_HEADERS_MESSAGE};
 
 use crate::identity::ServiceIdentity;
 use crate::metrics::{FunctionMetrics, Metrics, Refusal};
 use crate::running::{RunningGuest, RunningGuests};
-
-/// The body of every response the server sends: bytes in hand (WAGI output, built-in
-/// endpoints) or a component's stream. An enum rather than a boxed body, so that a WAGI response
-/// costs no allocation beyond its bytes.
-#[derive(Debug, Default)]
-pub struct ResponseBody(BodyKind);
-
-#[derive(Debug)]
-enum BodyKind {
-    Full(Full<Bytes>),
-    Stream(HttpBody),
-}
-
-impl Default for BodyKind {
-    fn default() -> Self {
-        BodyKind::Full(Full::default())
-    }
-}
-
-impl ResponseBody {
-    /// A body whose bytes are all here.
-    pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
-        ResponseBody(BodyKind::Full(Full::new(bytes.into())))
-    }
-
-    /// A body a component is still writing.
-    pub fn stream(body: HttpBody) -> ResponseBody {
-        ResponseBody(BodyKind::Stream(body))
-    }
-}
-
-impl Body for ResponseBody {
-    type Data = Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match &mut self.get_mut().0 {
-            BodyKind::Full(body) => Pin::new(body).poll_frame(cx).map_err(|never| match never {}),
-            BodyKind::Stream(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.0 {
-            BodyKind::Full(body) => body.is_end_stream(),
-            BodyKind::Stream(body) => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.0 {
-            BodyKind::Full(body) => body.size_hint(),
-            BodyKind::Stream(body) => body.size_hint(),
-        }
-    }
-}
+use crate::ResponseBody;
 
 /// The header a request declares its memory in, in MB (Wasabi's contract).
 pub const MEMORY_REQUEST_HEADER: &str = "memory-request";
@@ -170,6 +112,7 @@ impl App {
         })
     }
 
+    /// The loaded functions.
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
@@ -179,6 +122,7 @@ impl App {
         self.draining.store(true, Ordering::SeqCst);
     }
 
+    /// Whether [`App::start_draining`] was called.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
@@ -194,9 +138,9 @@ impl App {
         self.running.stop_all();
     }
 
-    /// The request path: built-in endpoints, route, admission, then the guest: a WAGI module
-    /// (CGI environment, whole body in, parsed output back) or a `wasi:http` component (the
-    /// request handed over as it streams in, the response streamed back as the guest writes it).
+    /// The request path, top to bottom: built-in endpoints; route; the guest's input; admission
+    /// by declared memory; the guest (one `match` on its kind); one epilogue that logs, counts
+    /// and answers, whatever happened.
     pub async fn handle<B>(&self, request: Request<B>, remote: IpAddr) -> Response<ResponseBody>
     where
         B: Body<Data = Bytes> + Send + 'static,
@@ -211,40 +155,54 @@ impl App {
             "/metrics" => return self.metrics_response(),
             _ => {}
         }
+
+        // Route.
         let Some(function) = self.registry.lookup(parts.uri.path()) else {
             return empty(StatusCode::NOT_FOUND);
         };
-        if function.is_component() {
-            return self.handle_component(function, parts, body).await;
-        }
-        // WAGI hands the guest the whole body on stdin: read it before asking for admission, as
-        // always (a single-chunk body is passed on without a copy).
-        let body = match body.collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) => {
-                let e: Box<dyn std::error::Error + Send + Sync> = e.into();
-                tracing::debug!("reading request body: {e}");
-                return empty(StatusCode::BAD_REQUEST);
+        let trace = Trace {
+            function,
+            request_id: self.next_request_id.fetch_add(1, Ordering::Relaxed),
+            started: Instant::now(),
+            metrics: self.metrics.function(function.name()),
+        };
+
+        // The guest's input.
+        let call = match Call::prepare(function, body).await {
+            Ok(call) => call,
+            Err(response) => return response,
+        };
+
+        // Admit.
+        let admitted = match self.admit(&trace, &parts.headers).await {
+            Ok(admitted) => admitted,
+            Err(refused) => return self.respond(&trace, 0, Err(Failure::Refused(refused))),
+        };
+        let limits = admitted.limits;
+
+        // Execute: one match on the guest kind.
+        let answer = match call {
+            Call::Wagi(module, body) => self.run_wagi(&trace, module, &parts, body, remote, admitted).await,
+            Call::Http(component, body) => {
+                self.serve_component(&trace, component, parts, body, admitted).await
             }
         };
-        self.handle_wagi(function, parts, body, remote).await
+
+        // Respond.
+        self.respond(&trace, limits.memory_bytes.unwrap_or(0) >> 20, answer.map_err(Failure::Guest))
     }
 
-    async fn handle_wagi(
+    /// A WAGI module: the CGI environment and the whole body in, the parsed output back. The
+    /// grant is held until the guest has finished.
+    async fn run_wagi(
         &self,
-        function: &Function,
-        parts: http::request::Parts,
+        trace: &Trace<'_>,
+        module: &WagiModule,
+        parts: &http::request::Parts,
         body: Bytes,
         remote: IpAddr,
-    ) -> Response<ResponseBody> {
-        let Admitted { request_id, started, function_metrics, grant, limits, running } =
-            match self.admit_request(function, &parts.headers).await {
-                Ok(admitted) => admitted,
-                Err(response) => return response,
-            };
-        let _grant = grant;
-
-        let path = parts.uri.path();
+        admitted: Admitted,
+    ) -> Result<Answer, RunError> {
         let cgi = CgiRequest {
             method: &parts.method,
             uri: &parts.uri,
@@ -252,78 +210,61 @@ impl App {
             headers: &parts.headers,
             body_len: body.len(),
             remote_addr: remote,
-            route: function.route(),
+            route: trace.function.route(),
             default_host: &self.config.default_host,
         };
         let input = WagiInput {
             env: build_env(&cgi, &self.config.user_env),
-            argv: build_argv(path, parts.uri.query(), function.spec().argv.as_deref()),
+            argv: build_argv(parts.uri.path(), parts.uri.query(), module.argv_template()),
             body,
         };
-
-        let result = function.run(input, &limits).await;
-        running.finish();
-        let elapsed = started.elapsed();
-        let response = match result {
-            Ok(outcome) => {
-                if let Some(m) = function_metrics {
-                    m.observe_instance(outcome.instantiate, outcome.peak_memory_bytes);
-                }
-                let response = outcome.response;
-                for warning in &response.warnings {
-                    tracing::warn!(function = %function.name(), request_id, "guest output: {warning}");
-                }
-                tracing::debug!(
-                    function = %function.name(),
-                    request_id,
-                    status = response.status.as_u16(),
-                    elapsed_us = elapsed.as_micros() as u64,
-                    instantiate_us = outcome.instantiate.as_micros() as u64,
-                    memory_mb = limits.memory_bytes.unwrap_or(0) >> 20,
-                    "request"
-                );
-                let mut builder = Response::builder().status(response.status);
-                for (name, value) in response.headers {
-                    builder = builder.header(name, value);
-                }
-                builder
-                    .body(ResponseBody::full(response.body))
-                    .unwrap_or_else(|_| empty(StatusCode::INTERNAL_SERVER_ERROR))
-            }
-            Err(error) => self.failure(function, request_id, elapsed, error),
-        };
-        if let Some(m) = function_metrics {
-            m.observe(response.status().as_u16(), elapsed);
+        let result = module.run(input, &admitted.limits).await;
+        admitted.running.finish();
+        drop(admitted.grant);
+        let outcome = result?;
+        let response = outcome.response;
+        for warning in &response.warnings {
+            tracing::warn!(function = %trace.function.name(), request_id = trace.request_id, "guest output: {warning}");
         }
-        response
+        let mut builder = Response::builder().status(response.status);
+        for (name, value) in response.headers {
+            builder = builder.header(name, value);
+        }
+        let response = builder
+            .body(ResponseBody::full(response.body))
+            .unwrap_or_else(|_| empty(StatusCode::INTERNAL_SERVER_ERROR));
+        Ok(Answer {
+            response,
+            instantiate: outcome.instantiate,
+            peak_memory_bytes: Some(outcome.peak_memory_bytes),
+        })
     }
 
-    /// A `wasi:http` component: the guest keeps running after it has answered, while its body
-    /// streams; the admission grant is held until the guest has finished.
-    async fn handle_component<B>(
+    /// A `wasi:http` component: the request handed over as it streams in, the response streamed
+    /// back as the guest writes it. The guest keeps running after it has answered, while its
+    /// body streams; the grant is held until the guest has finished.
+    async fn serve_component<B>(
         &self,
-        function: &Function,
+        trace: &Trace<'_>,
+        component: &HttpComponent,
         mut parts: http::request::Parts,
         body: B,
-    ) -> Response<ResponseBody>
+        admitted: Admitted,
+    ) -> Result<Answer, RunError>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let Admitted { request_id, started, function_metrics, grant, limits, running } =
-            match self.admit_request(function, &parts.headers).await {
-                Ok(admitted) => admitted,
-                Err(response) => return response,
-            };
         // wasi:http needs an authority; an HTTP/1.0 request (or `wasmpod run`) may not have one.
         if parts.uri.authority().is_none() && !parts.headers.contains_key(header::HOST) {
             if let Ok(host) = HeaderValue::from_str(&self.config.default_host) {
                 parts.headers.insert(header::HOST, host);
             }
         }
-
         let metrics = self.metrics.clone();
-        let name = function.name().clone();
+        let name = trace.function.name().clone();
+        let request_id = trace.request_id;
+        let Admitted { grant, limits, running } = admitted;
         let on_end = move |end: GuestEnd| {
             // Held until now: the guest's memory was in use until it finished.
             drop(grant);
@@ -337,102 +278,103 @@ impl App {
             }
         };
         let request = Request::from_parts(parts, body);
-        let result = function.serve_http(request, &self.config.user_env, &limits, on_end).await;
-        let elapsed = started.elapsed();
+        let outcome = component.serve(request, &self.config.user_env, &limits, on_end).await?;
+        let response = outcome.response.map(ResponseBody::stream);
+        // The instance's peak is known only when the guest ends (`on_end`).
+        Ok(Answer { response, instantiate: outcome.instantiate, peak_memory_bytes: None })
+    }
+
+    /// The one epilogue of every guest request, whatever happened: the request's log line (debug
+    /// on success, error with the reason on a guest failure; a refusal was logged by
+    /// [`App::admit`]), its metrics, and its response.
+    fn respond(
+        &self,
+        trace: &Trace<'_>,
+        memory_mb: u64,
+        result: Result<Answer, Failure>,
+    ) -> Response<ResponseBody> {
+        let elapsed = trace.started.elapsed();
+        let function = trace.function.name();
         let response = match result {
-            Ok(outcome) => {
+            Ok(answer) => {
+                if let (Some(m), Some(peak)) = (trace.metrics, answer.peak_memory_bytes) {
+                    m.observe_instance(answer.instantiate, peak);
+                }
                 tracing::debug!(
-                    function = %function.name(),
-                    request_id,
-                    status = outcome.response.status().as_u16(),
+                    %function,
+                    request_id = trace.request_id,
+                    status = answer.response.status().as_u16(),
                     elapsed_us = elapsed.as_micros() as u64,
-                    instantiate_us = outcome.instantiate.as_micros() as u64,
-                    memory_mb = limits.memory_bytes.unwrap_or(0) >> 20,
+                    instantiate_us = answer.instantiate.as_micros() as u64,
+                    memory_mb,
                     "request"
                 );
-                outcome.response.map(ResponseBody::stream)
+                answer.response
             }
-            Err(error) => self.failure(function, request_id, elapsed, error),
+            Err(Failure::Refused(response)) => response,
+            Err(Failure::Guest(error)) => {
+                let status = status_for(&error);
+                self.metrics.guest_error(function, error.kind());
+                tracing::error!(
+                    %function,
+                    request_id = trace.request_id,
+                    status = status.as_u16(),
+                    kind = error.kind(),
+                    elapsed_us = elapsed.as_micros() as u64,
+                    memory_mb,
+                    "request failed: {error}"
+                );
+                match error {
+                    RunError::Output(OutputError::MissingHeaders) => text(status, MISSING_HEADERS_MESSAGE),
+                    _ => empty(status),
+                }
+            }
         };
-        if let Some(m) = function_metrics {
+        if let Some(m) = trace.metrics {
             m.observe(response.status().as_u16(), elapsed);
         }
         response
     }
 
-    /// Starts a guest request: its id and clock, then admission by its declared memory, and the
-    /// limits it will run under.
-    async fn admit_request<'a>(
-        &'a self,
-        function: &Function,
-        headers: &http::HeaderMap,
-    ) -> Result<Admitted<'a>, Response<ResponseBody>> {
-        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let function_metrics = self.metrics.function(function.name());
-        let default_units =
-            function.spec().memory_request_mb.unwrap_or(self.config.default_memory_request_mb);
-        let units =
-            units_from_header(headers.get(MEMORY_REQUEST_HEADER).map(|v| v.as_bytes()), default_units);
-        let grant = match self.admit(function, units, request_id).await {
-            Ok(grant) => grant,
-            Err(response) => {
-                if let Some(m) = function_metrics {
-                    m.observe(response.status().as_u16(), started.elapsed());
-                }
-                return Err(response);
-            }
-        };
-        let grant_mb = function.spec().max_memory_mb.map_or(units, |max| units.min(max));
-        let limits = RequestLimits {
-            memory_bytes: Some(grant_mb.saturating_mul(1 << 20)),
-            timeout: function.spec().timeout.unwrap_or(self.config.timeout),
-            cpu_quota_millicores: cpu_quota(headers),
-        };
-        let running = self.running.enter(function.name().clone(), request_id);
-        Ok(Admitted { request_id, started, function_metrics, grant, limits, running })
-    }
-
-    /// A guest that produced no response: logged, counted, answered with a 5xx.
-    fn failure(
-        &self,
-        function: &Function,
-        request_id: u64,
-        elapsed: Duration,
-        error: RunError,
-    ) -> Response<ResponseBody> {
-        let status = status_for(&error);
-        self.metrics.guest_error(function.name(), error.kind());
-        tracing::error!(
-            function = %function.name(),
-            request_id,
-            status = status.as_u16(),
-            kind = error.kind(),
-            elapsed_us = elapsed.as_micros() as u64,
-            "request failed: {error}"
-        );
-        match error {
-            RunError::Output(OutputError::MissingHeaders) => text(status, MISSING_HEADERS_MESSAGE),
-            _ => empty(status),
-        }
-    }
-
-    /// Waits for the breaker to admit `units` MB, or answers why not. Dropping this future (the
-    /// client went away) leaves the queue and returns the units at once.
+    /// Waits for the breaker to admit the request's declared memory, then gives the limits it
+    /// will run under; or answers why not. Dropping this future (the client went away) leaves the
+    /// queue and returns the units at once.
     async fn admit(
         &self,
-        function: &Function,
+        trace: &Trace<'_>,
+        headers: &http::HeaderMap,
+    ) -> Result<Admitted, Response<ResponseBody>> {
+        let spec = trace.function.spec();
+        let default_units = spec.memory_request_mb.unwrap_or(self.config.default_memory_request_mb);
+        let units =
+            units_from_header(headers.get(MEMORY_REQUEST_HEADER).map(|v| v.as_bytes()), default_units);
+        let grant = match &self.breaker {
+            None => None,
+            Some(breaker) => Some(self.acquire(breaker, trace, units).await?),
+        };
+        let grant_mb = spec.max_memory_mb.map_or(units, |max| units.min(max));
+        let limits = RequestLimits {
+            memory_bytes: Some(grant_mb.saturating_mul(1 << 20)),
+            timeout: spec.timeout.unwrap_or(self.config.timeout),
+            cpu_quota_millicores: cpu_quota(headers),
+        };
+        let running = self.running.enter(trace.function.name().clone(), trace.request_id);
+        Ok(Admitted { grant, limits, running })
+    }
+
+    async fn acquire(
+        &self,
+        breaker: &Breaker,
+        trace: &Trace<'_>,
         units: u64,
-        request_id: u64,
-    ) -> Result<Option<wasmpod_admission::Grant>, Response<ResponseBody>> {
-        let Some(breaker) = &self.breaker else { return Ok(None) };
+    ) -> Result<Grant, Response<ResponseBody>> {
         let queue_timeout = self.config.queue_timeout.unwrap_or(self.config.timeout);
         // Every request is the default tenant's until functions carry tenants.
         let ticket = Ticket { queue_timeout: Some(queue_timeout), ..Ticket::new(units) };
         let rejection = match breaker.acquire(ticket).await {
             Ok(grant) => {
                 self.metrics.admitted();
-                return Ok(Some(grant));
+                return Ok(grant);
             }
             Err(rejection) => rejection,
         };
@@ -447,7 +389,13 @@ impl App {
         };
         let reason = rejection.to_string();
         self.metrics.refused(refusal);
-        tracing::warn!(function = %function.name(), request_id, units, status = status.as_u16(), "refused: {reason}");
+        tracing::warn!(
+            function = %trace.function.name(),
+            request_id = trace.request_id,
+            units,
+            status = status.as_u16(),
+            "refused: {reason}"
+        );
         Err(plain(status, format!("{reason}\n")))
     }
 
@@ -465,16 +413,75 @@ impl App {
     }
 }
 
-/// A guest request past admission: its id and clock (logs, metrics), its function's metrics, the
-/// grant to hold while the guest runs, the limits it runs under, and its place among the guests
-/// running.
-struct Admitted<'a> {
+/// One guest request, for its log lines and metrics: which function, its id, its clock.
+struct Trace<'a> {
+    function: &'a Function,
     request_id: u64,
     started: Instant,
-    function_metrics: Option<&'a FunctionMetrics>,
-    grant: Option<wasmpod_admission::Grant>,
+    metrics: Option<&'a FunctionMetrics>,
+}
+
+/// A request past admission: the grant to hold while the guest runs, the limits it runs under,
+/// and its place among the guests running.
+struct Admitted {
+    grant: Option<Grant>,
     limits: RequestLimits,
     running: RunningGuest,
+}
+
+/// A routed request ready to run: its guest, and the input that kind of guest takes.
+enum Call<'f, B> {
+    /// A WAGI module reads the whole body from stdin.
+    Wagi(&'f WagiModule, Bytes),
+    /// A component reads the body as it streams.
+    Http(&'f HttpComponent, B),
+}
+
+impl<'f, B> Call<'f, B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// Reads what the guest needs before it may start. A whole body is read before admission,
+    /// so a slow upload holds no memory grant (a single-chunk body is passed on without a copy).
+    async fn prepare(function: &'f Function, body: B) -> Result<Call<'f, B>, Response<ResponseBody>> {
+        Ok(match function.guest() {
+            Guest::Wagi(module) => Call::Wagi(module, read_whole(body).await?),
+            Guest::Http(component) => Call::Http(component, body),
+        })
+    }
+}
+
+async fn read_whole<B>(body: B) -> Result<Bytes, Response<ResponseBody>>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match body.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) => {
+            let e: Box<dyn std::error::Error + Send + Sync> = e.into();
+            tracing::debug!("reading request body: {e}");
+            Err(empty(StatusCode::BAD_REQUEST))
+        }
+    }
+}
+
+/// What a guest answered, for the epilogue.
+struct Answer {
+    response: Response<ResponseBody>,
+    instantiate: Duration,
+    /// The instance's peak memory, when the guest has already finished (a component still
+    /// writing its body reports it when it ends).
+    peak_memory_bytes: Option<u64>,
+}
+
+/// Why a request got no answer from its guest.
+enum Failure {
+    /// Admission said no; the response says why.
+    Refused(Response<ResponseBody>),
+    /// The guest failed.
+    Guest(RunError),
 }
 
 /// The `cpu_quota` header in millicores; absent, zero or unparsable means unthrottled.

@@ -15,11 +15,17 @@ pub const DEFAULT_HOST: &str = "localhost:3000";
 /// The parts of an HTTP request that the CGI environment is made of.
 #[derive(Debug, Clone, Copy)]
 pub struct CgiRequest<'a> {
+    /// `REQUEST_METHOD`.
     pub method: &'a Method,
+    /// The request target as received: path and query (`X_FULL_URL`, `QUERY_STRING`, ...).
     pub uri: &'a Uri,
+    /// `SERVER_PROTOCOL`.
     pub version: Version,
+    /// Each becomes `HTTP_<NAME>` (except `Authorization` and `Connection`).
     pub headers: &'a HeaderMap,
+    /// `CONTENT_LENGTH`: the length of the body the guest reads on stdin.
     pub body_len: usize,
+    /// `REMOTE_ADDR` and `REMOTE_HOST`.
     pub remote_addr: IpAddr,
     /// The route that matched (its text is `X_MATCHED_ROUTE`, its base decides `PATH_INFO`).
     pub route: &'a RoutePattern,

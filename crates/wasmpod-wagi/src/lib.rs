@@ -8,6 +8,8 @@
 //! contract"); where WAGI 0.8.1 is random or wrong we deviate on purpose, and each deviation is
 //! named where it happens.
 
+#![warn(missing_docs)]
+
 mod env;
 mod error;
 mod output;

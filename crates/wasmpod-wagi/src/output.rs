@@ -10,7 +10,9 @@ pub const MISSING_HEADERS_MESSAGE: &str = "Exactly one of 'location' or 'content
 /// The HTTP response a guest asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CgiResponse {
+    /// From `Status`, else 302 for a `Location`, else 200.
     pub status: StatusCode,
+    /// The headers to send, in the guest's order (framing headers dropped).
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Byte-exact: everything after the blank line, CRs and all (a slice of stdout, not a copy).
     pub body: Bytes,
@@ -21,8 +23,10 @@ pub struct CgiResponse {
 /// Why stdout cannot become a response (each answers 500, with the reason in the log).
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum OutputError {
+    /// The bytes before the blank line cannot be read as text.
     #[error("the header block is not UTF-8")]
     HeadersNotUtf8,
+    /// WAGI requires one of them; the answer carries [`MISSING_HEADERS_MESSAGE`].
     #[error("the output names no content-type, status or location")]
     MissingHeaders,
 }

@@ -99,7 +99,9 @@ pub struct RouteTable<T> {
 /// A successful lookup: the route that matched and what it routes to.
 #[derive(Debug)]
 pub struct RouteMatch<'t, T> {
+    /// The pattern that matched (its base decides `PATH_INFO`).
     pub pattern: &'t RoutePattern,
+    /// What the route leads to.
     pub target: &'t T,
 }
 
@@ -143,10 +145,12 @@ impl<T> RouteTable<T> {
         self.entries.iter().map(|(p, t)| (p, t))
     }
 
+    /// How many routes the table holds.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether the table holds no route.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

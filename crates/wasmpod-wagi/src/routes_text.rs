@@ -5,7 +5,9 @@ use crate::Error;
 /// One line of a `_routes` table, not yet joined to its parent route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DynamicRoute {
+    /// The path as printed, to be joined under the module's route.
     pub path: String,
+    /// The export a request to that path calls.
     pub entrypoint: String,
 }
 

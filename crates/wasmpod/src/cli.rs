@@ -10,10 +10,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
-use wasmpod_runtime::{
-    build_engine, read_functions_dir, read_modules_toml, ArtifactCache, EngineOptions, FunctionSpec,
-    LoadedConfig, Runtime,
-};
+use wasmpod_config::{read_functions_dir, read_modules_toml, FunctionSpec, LoadedConfig};
+use wasmpod_runtime::{build_engine, ArtifactCache, EngineOptions, Runtime};
 use wasmpod_server::{App, AppConfig, BreakerConfig, ServiceIdentity, ShutdownConfig, Stop};
 
 use crate::env_flags::user_env;

@@ -1,4 +1,5 @@
-//! Where functions come from: a WAGI `modules.toml`, or a folder of `.wasm`/`.wat` files.
+//! A WAGI `modules.toml`: `[[module]]` tables, WAGI's field names and defaults, plus wasmpod's
+//! own fields (`timeout`, `memory_request`, `max_memory`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,54 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::Error;
-
-/// One function as configured, before anything is compiled: the unit the registry loads.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FunctionSpec {
-    /// The route as written (`/hello/...`).
-    pub route: String,
-    /// The module file (`.wasm` or `.wat`), resolved against the server's working directory.
-    pub module: PathBuf,
-    /// The export called per request.
-    pub entrypoint: String,
-    /// Guest path -> host directory, granted as WASI preopens.
-    pub volumes: Vec<(String, PathBuf)>,
-    /// Outbound HTTP allow-list (kept for the outbound-HTTP work; nothing is allowed yet).
-    pub allowed_hosts: Vec<String>,
-    pub http_max_concurrency: Option<u32>,
-    /// argv template with `${SCRIPT_NAME}` and `${ARGS}`.
-    pub argv: Option<String>,
-    /// Per-route guest time limit; `None` uses the server's `--timeout`.
-    pub timeout: Option<Duration>,
-    /// MB a request to this function declares when it sends no valid `Memory-Request`
-    /// (`None`: the server's `--default-memory-request`, 200).
-    pub memory_request_mb: Option<u64>,
-    /// Ceiling on any grant to this function, in MB, whatever the request declares.
-    pub max_memory_mb: Option<u64>,
-    /// Where this function was declared (`modules.toml:12`), for error messages.
-    pub origin: String,
-}
-
-impl FunctionSpec {
-    /// A function with WAGI's defaults for everything but its route and module.
-    pub fn new(route: impl Into<String>, module: impl Into<PathBuf>) -> FunctionSpec {
-        let module = module.into();
-        FunctionSpec {
-            route: route.into(),
-            origin: module.display().to_string(),
-            module,
-            entrypoint: "_start".to_owned(),
-            volumes: Vec::new(),
-            allowed_hosts: Vec::new(),
-            http_max_concurrency: None,
-            argv: None,
-            timeout: None,
-            memory_request_mb: None,
-            max_memory_mb: None,
-        }
-    }
-}
+use crate::{ConfigError, FunctionSpec, LoadedConfig};
 
 /// What `modules.toml` may say. Unknown keys are ignored, as in WAGI, and named in a warning.
 #[derive(Debug, Deserialize)]
@@ -94,25 +48,19 @@ const KNOWN_MODULE_KEYS: &[&str] = &[
     "bindle_server",
 ];
 
-/// The result of reading a config: the functions, and the warnings worth a log line.
-#[derive(Debug, Default)]
-pub struct LoadedConfig {
-    pub functions: Vec<FunctionSpec>,
-    pub warnings: Vec<String>,
-}
-
 /// Reads a WAGI `modules.toml`. Module paths are relative to the working directory (WAGI's rule,
 /// so existing configs run unchanged). Errors name the file, the line and the field.
-pub fn read_modules_toml(path: &Path) -> Result<LoadedConfig, Error> {
+pub fn read_modules_toml(path: &Path) -> Result<LoadedConfig, ConfigError> {
     let text = std::fs::read_to_string(path)
-        .map_err(|source| Error::ReadConfig { path: path.to_owned(), source })?;
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
     parse_modules_toml(path, &text)
 }
 
 /// [`read_modules_toml`] on text already in memory; `path` is only used in messages.
-pub fn parse_modules_toml(path: &Path, text: &str) -> Result<LoadedConfig, Error> {
+pub fn parse_modules_toml(path: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
     let file = path.display().to_string();
-    let config_error = |line: usize, message: String| Error::Config { file: file.clone(), line, message };
+    let config_error =
+        |line: usize, message: String| ConfigError::Invalid { file: file.clone(), line, message };
     let parsed: ModulesToml = toml::from_str(text).map_err(|e| {
         let line = e.span().map_or(0, |s| line_of(text, s.start));
         config_error(line, e.message().to_owned())
@@ -174,35 +122,6 @@ pub fn parse_modules_toml(path: &Path, text: &str) -> Result<LoadedConfig, Error
     Ok(loaded)
 }
 
-/// Serves every `<name>.wasm` / `<name>.wat` in `dir` at `/<name>` and `/<name>/...`, in name
-/// order. When both exist for one name, the compiled `.wasm` wins.
-pub fn read_functions_dir(dir: &Path) -> Result<LoadedConfig, Error> {
-    let read_dir = |source| Error::ReadConfig { path: dir.to_owned(), source };
-    let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).map_err(read_dir)? {
-        let path = entry.map_err(read_dir)?.path();
-        let (Some(stem), Some(ext)) = (path.file_stem().and_then(|s| s.to_str()), path.extension()) else {
-            continue;
-        };
-        if !path.is_file() || (ext != "wasm" && ext != "wat") {
-            continue;
-        }
-        let keep_existing = by_name.get(stem).is_some_and(|p| p.extension().is_some_and(|e| e == "wasm"));
-        if !keep_existing {
-            by_name.insert(stem.to_owned(), path.clone());
-        }
-    }
-    let functions = by_name
-        .into_iter()
-        .map(|(name, path)| FunctionSpec::new(format!("/{name}/..."), path))
-        .collect::<Vec<_>>();
-    let mut loaded = LoadedConfig { functions, warnings: Vec::new() };
-    if loaded.functions.is_empty() {
-        loaded.warnings.push(format!("{}: no .wasm or .wat files to serve", dir.display()));
-    }
-    Ok(loaded)
-}
-
 /// Turns a `module` reference into a path: a plain path or a `file://` URL. Registry references
 /// (`oci:`, `bindle:`) and other schemes are refused by name.
 fn module_path(reference: &str) -> Result<PathBuf, String> {
@@ -240,7 +159,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<LoadedConfig, Error> {
+    fn parse(text: &str) -> Result<LoadedConfig, ConfigError> {
         parse_modules_toml(Path::new("modules.toml"), text)
     }
 
@@ -329,29 +248,5 @@ max_memory = 128
             let err = parse(case.text).unwrap_err().to_string();
             assert!(err.starts_with(case.message), "{:?}: got {err:?}", case.text);
         }
-    }
-
-    #[test]
-    fn folder_serves_each_module_under_its_name() {
-        let dir = tempfile::tempdir().unwrap();
-        for name in ["b.wat", "a.wasm", "a.wat", "notes.txt", "c.WASM"] {
-            std::fs::write(dir.path().join(name), "").unwrap();
-        }
-        std::fs::create_dir(dir.path().join("d.wasm")).unwrap();
-        let loaded = read_functions_dir(dir.path()).unwrap();
-        let routes: Vec<(&str, String)> = loaded
-            .functions
-            .iter()
-            .map(|f| (f.route.as_str(), f.module.file_name().unwrap().to_string_lossy().into_owned()))
-            .collect();
-        assert_eq!(routes, vec![("/a/...", "a.wasm".to_owned()), ("/b/...", "b.wat".to_owned())]);
-    }
-
-    #[test]
-    fn empty_folder_warns() {
-        let dir = tempfile::tempdir().unwrap();
-        let loaded = read_functions_dir(dir.path()).unwrap();
-        assert!(loaded.functions.is_empty());
-        assert_eq!(loaded.warnings.len(), 1);
     }
 }

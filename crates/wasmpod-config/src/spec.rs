@@ -1,0 +1,66 @@
+//! [`FunctionSpec`]: one function as configured, the unit the runtime loads.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One function as configured, before anything is compiled: the unit the registry loads.
+///
+/// Build one with [`FunctionSpec::new`] (WAGI's defaults) or get them from
+/// [`crate::read_modules_toml`] and [`crate::read_functions_dir`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionSpec {
+    /// The route as written (`/hello/...`).
+    pub route: String,
+    /// The module file (`.wasm` or `.wat`), resolved against the server's working directory.
+    pub module: PathBuf,
+    /// The export called per request.
+    pub entrypoint: String,
+    /// Guest path -> host directory, granted as WASI preopens.
+    pub volumes: Vec<(String, PathBuf)>,
+    /// Outbound HTTP allow-list, as written (parsed by [`crate::AllowedHosts::parse`] at load).
+    pub allowed_hosts: Vec<String>,
+    /// WAGI modules: outbound responses one request may hold open at once.
+    pub http_max_concurrency: Option<u32>,
+    /// argv template with `${SCRIPT_NAME}` and `${ARGS}`.
+    pub argv: Option<String>,
+    /// Per-route guest time limit; `None` uses the server's `--timeout`.
+    pub timeout: Option<Duration>,
+    /// MB a request to this function declares when it sends no valid `Memory-Request`
+    /// (`None`: the server's `--default-memory-request`).
+    pub memory_request_mb: Option<u64>,
+    /// Ceiling on any grant to this function, in MB, whatever the request declares.
+    pub max_memory_mb: Option<u64>,
+    /// Where this function was declared (`modules.toml:12`, or the module's path), for error
+    /// messages.
+    pub origin: String,
+}
+
+impl FunctionSpec {
+    /// A function with WAGI's defaults for everything but its route and module.
+    pub fn new(route: impl Into<String>, module: impl Into<PathBuf>) -> FunctionSpec {
+        let module = module.into();
+        FunctionSpec {
+            route: route.into(),
+            origin: module.display().to_string(),
+            module,
+            entrypoint: "_start".to_owned(),
+            volumes: Vec::new(),
+            allowed_hosts: Vec::new(),
+            http_max_concurrency: None,
+            argv: None,
+            timeout: None,
+            memory_request_mb: None,
+            max_memory_mb: None,
+        }
+    }
+}
+
+/// The result of reading a configuration: the functions, and the warnings worth a log line
+/// (unknown keys, an empty folder).
+#[derive(Debug, Default)]
+pub struct LoadedConfig {
+    /// Every function, in the order the configuration lists them (which is WAGI's precedence).
+    pub functions: Vec<FunctionSpec>,
+    /// One line each, ready to log.
+    pub warnings: Vec<String>,
+}
