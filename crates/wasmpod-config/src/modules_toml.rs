@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::settings::{line_of, Origin, Settings, SETTINGS_KEYS};
 use crate::{ConfigError, FunctionSpec, LoadedConfig};
 
 /// What `modules.toml` may say. Unknown keys are ignored, as in WAGI, and named in a warning.
@@ -25,16 +25,17 @@ struct ModuleEntry {
     allowed_hosts: Option<Vec<String>>,
     http_max_concurrency: Option<u32>,
     argv: Option<String>,
-    /// wasmpod extension: seconds (float) this route's guest may run.
+    // wasmpod's own settings (see `settings.rs`).
     timeout: Option<Spanned<f64>>,
-    /// wasmpod extension: default `Memory-Request` in MB.
     memory_request: Option<Spanned<u64>>,
-    /// wasmpod extension: ceiling on the memory grant in MB.
     max_memory: Option<Spanned<u64>>,
+    interface: Option<Spanned<String>>,
+    env: Option<BTreeMap<String, String>>,
 }
 
 const KNOWN_TOP_LEVEL_KEYS: &[&str] = &["module"];
-const KNOWN_MODULE_KEYS: &[&str] = &[
+/// WAGI's keys (`bindle_server` is WAGI's too: refused through `module`, not warned about).
+const WAGI_MODULE_KEYS: &[&str] = &[
     "route",
     "module",
     "entrypoint",
@@ -42,9 +43,6 @@ const KNOWN_MODULE_KEYS: &[&str] = &[
     "allowed_hosts",
     "http_max_concurrency",
     "argv",
-    "timeout",
-    "memory_request",
-    "max_memory",
     "bindle_server",
 ];
 
@@ -77,32 +75,8 @@ pub fn parse_modules_toml(path: &Path, text: &str) -> Result<LoadedConfig, Confi
         let module = module_path(reference).map_err(|message| {
             config_error(module_line, format!("route {:?}: field `module`: {message}", entry.route.get_ref()))
         })?;
-        let timeout = match entry.timeout {
-            Some(t) if !(t.get_ref().is_finite() && *t.get_ref() > 0.0) => {
-                return Err(config_error(
-                    line_of(text, t.span().start),
-                    format!(
-                        "route {:?}: field `timeout` must be a positive number of seconds",
-                        entry.route.get_ref()
-                    ),
-                ));
-            }
-            Some(t) => Some(Duration::from_secs_f64(*t.get_ref())),
-            None => None,
-        };
-        let megabytes = |field: &str, value: Option<Spanned<u64>>| match value {
-            Some(v) if *v.get_ref() == 0 => Err(config_error(
-                line_of(text, v.span().start),
-                format!("route {:?}: field `{field}` must be at least 1 (MB)", entry.route.get_ref()),
-            )),
-            Some(v) => Ok(Some(v.into_inner())),
-            None => Ok(None),
-        };
-        let memory_request_mb = megabytes("memory_request", entry.memory_request)?;
-        let max_memory_mb = megabytes("max_memory", entry.max_memory)?;
-        loaded.functions.push(FunctionSpec {
-            route: entry.route.into_inner(),
-            module,
+        let route = entry.route.get_ref().clone();
+        let mut spec = FunctionSpec {
             entrypoint: entry.entrypoint.unwrap_or_else(|| "_start".to_owned()),
             volumes: entry
                 .volumes
@@ -113,11 +87,19 @@ pub fn parse_modules_toml(path: &Path, text: &str) -> Result<LoadedConfig, Confi
             allowed_hosts: entry.allowed_hosts.unwrap_or_default(),
             http_max_concurrency: entry.http_max_concurrency,
             argv: entry.argv,
-            timeout,
-            memory_request_mb,
-            max_memory_mb,
             origin: format!("{file}:{line}"),
-        });
+            ..FunctionSpec::new(route.clone(), module)
+        };
+        let settings = Settings {
+            timeout: entry.timeout,
+            memory_request: entry.memory_request,
+            max_memory: entry.max_memory,
+            interface: entry.interface,
+            env: entry.env,
+        };
+        let subject = format!("route {route:?}");
+        settings.apply(&mut spec, &Origin { file: &file, text, subject: &subject })?;
+        loaded.functions.push(spec);
     }
     Ok(loaded)
 }
@@ -145,19 +127,19 @@ fn unknown_keys(table: &toml::Table, file: &str, warnings: &mut Vec<String>) {
     let Some(toml::Value::Array(modules)) = table.get("module") else { return };
     for (index, module) in modules.iter().enumerate() {
         let Some(module) = module.as_table() else { continue };
-        for key in module.keys().filter(|k| !KNOWN_MODULE_KEYS.contains(&k.as_str())) {
+        let known =
+            |k: &&String| WAGI_MODULE_KEYS.contains(&k.as_str()) || SETTINGS_KEYS.contains(&k.as_str());
+        for key in module.keys().filter(|k| !known(k)) {
             warnings.push(format!("{file}: [[module]] #{}: unknown key `{key}` ignored", index + 1));
         }
     }
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset).map_or(0, |before| before.matches('\n').count() + 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Interface;
+    use std::time::Duration;
 
     fn parse(text: &str) -> Result<LoadedConfig, ConfigError> {
         parse_modules_toml(Path::new("modules.toml"), text)
@@ -185,6 +167,8 @@ repository = "reserved"
 timeout = 1.5
 memory_request = 64
 max_memory = 128
+interface = "raw"
+env = { GREETING = "hi" }
 "#,
         )
         .unwrap();
@@ -204,6 +188,8 @@ max_memory = 128
         assert_eq!(second.timeout, Some(Duration::from_millis(1500)));
         assert_eq!((second.memory_request_mb, second.max_memory_mb), (Some(64), Some(128)));
         assert_eq!((first.memory_request_mb, first.max_memory_mb), (None, None));
+        assert_eq!((first.interface, second.interface), (None, Some(Interface::Raw)));
+        assert_eq!(second.env, vec![("GREETING".to_owned(), "hi".to_owned())]);
         assert_eq!(
             loaded.warnings,
             vec![
@@ -241,6 +227,10 @@ max_memory = 128
             Case {
                 text: "[[module]]\nroute = \"/a\"\nmodule = \"a.wasm\"\nmax_memory = 0\n",
                 message: "modules.toml:4: route \"/a\": field `max_memory` must be at least 1 (MB)",
+            },
+            Case {
+                text: "[[module]]\nroute = \"/a\"\nmodule = \"a.wasm\"\ninterface = \"cgi\"\n",
+                message: "modules.toml:4: route \"/a\": field `interface`: \"cgi\" is not one of wagi, raw, wasi-http",
             },
             Case { text: "[[module]\n", message: "modules.toml:1: " },
         ];

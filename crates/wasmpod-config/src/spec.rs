@@ -30,6 +30,12 @@ pub struct FunctionSpec {
     pub memory_request_mb: Option<u64>,
     /// Ceiling on any grant to this function, in MB, whatever the request declares.
     pub max_memory_mb: Option<u64>,
+    /// How requests speak to the guest; `None`: told by the file (a component is `wasi-http`, a
+    /// core module `wagi`).
+    pub interface: Option<Interface>,
+    /// Environment variables this function's guests get, over the server's `--env` values (and
+    /// under the CGI variables of a WAGI request).
+    pub env: Vec<(String, String)>,
     /// Where this function was declared (`modules.toml:12`, or the module's path), for error
     /// messages.
     pub origin: String,
@@ -51,6 +57,45 @@ impl FunctionSpec {
             timeout: None,
             memory_request_mb: None,
             max_memory_mb: None,
+            interface: None,
+            env: Vec::new(),
+        }
+    }
+}
+
+/// How requests speak to a function's guest (`interface = "..."`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interface {
+    /// WAGI: CGI variables and the body in, a header block and the body out. The default for a
+    /// core module.
+    Wagi,
+    /// A plain program (WasmBox style): the body (or a JSON `parameter`) on stdin, stdout is the
+    /// response body.
+    Raw,
+    /// A `wasi:http/incoming-handler` component. The default for a component.
+    WasiHttp,
+}
+
+impl Interface {
+    /// Every value, as written in a configuration.
+    pub const NAMES: &'static [&'static str] = &["wagi", "raw", "wasi-http"];
+
+    /// Reads the configuration value (`wagi`, `raw`, `wasi-http`).
+    pub fn parse(text: &str) -> Option<Interface> {
+        match text {
+            "wagi" => Some(Interface::Wagi),
+            "raw" => Some(Interface::Raw),
+            "wasi-http" => Some(Interface::WasiHttp),
+            _ => None,
+        }
+    }
+
+    /// The value as written in a configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Interface::Wagi => "wagi",
+            Interface::Raw => "raw",
+            Interface::WasiHttp => "wasi-http",
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use wasmpod_wagi::RoutePattern;
 
-use crate::{FunctionSpec, HttpComponent, WagiModule};
+use crate::{FunctionSpec, HttpComponent, RawProgram, WagiModule};
 
 /// One routable function: a guest prepared once, and the route and settings it serves under.
 ///
@@ -20,8 +20,10 @@ pub struct Function {
 
 /// The kinds of guest a function may be: the server matches on this once per request.
 pub enum Guest {
-    /// A WAGI module (CGI over stdin/stdout), the default.
+    /// A WAGI module (CGI over stdin/stdout), the default for a core module.
     Wagi(WagiModule),
+    /// A plain program (`interface = "raw"`): stdin in, stdout out.
+    Raw(RawProgram),
     /// A `wasi:http/incoming-handler` component, told apart by its bytes.
     Http(HttpComponent),
 }
@@ -30,6 +32,7 @@ impl Function {
     pub(crate) fn new(route: RoutePattern, spec: Arc<FunctionSpec>, guest: Guest) -> Function {
         let name = match &guest {
             Guest::Wagi(module) => module.command.sandbox.name.clone(),
+            Guest::Raw(program) => program.command.sandbox.name.clone(),
             Guest::Http(component) => component.sandbox.name.clone(),
         };
         Function { route, name, spec, guest }
@@ -59,6 +62,7 @@ impl Function {
     pub fn entrypoint(&self) -> &str {
         match &self.guest {
             Guest::Wagi(module) => module.command.entrypoint(),
+            Guest::Raw(program) => program.command.entrypoint(),
             Guest::Http(_) => crate::wasi_http::INCOMING_HANDLER,
         }
     }
@@ -67,6 +71,7 @@ impl Function {
     pub fn outbound_denied(&self) -> u64 {
         match &self.guest {
             Guest::Wagi(module) => module.command.outbound_denied(),
+            Guest::Raw(program) => program.command.outbound_denied(),
             Guest::Http(component) => component.outbound_denied(),
         }
     }

@@ -8,8 +8,9 @@
 //! `wasmpod-config`'s [`FunctionSpec`]s. It sits at the executor step of the request path.
 //!
 //! Each kind of guest has its own type behind [`Guest`]: [`WagiModule`] (WASI preview1, CGI over
-//! stdin/stdout) and [`HttpComponent`] (`wasi:http/incoming-handler`, bodies streamed both ways);
-//! which one a file is, is read from its bytes at load. Their stores are all built in one place
+//! stdin/stdout), [`RawProgram`] (a preview1 command: stdin in, stdout out, for
+//! `interface = "raw"`) and [`HttpComponent`] (`wasi:http/incoming-handler`, bodies streamed both
+//! ways); a module or a component is told apart by its bytes at load. Their stores are all built in one place
 //! (`store.rs`), under the same limits (`limits.rs`).
 
 #![warn(missing_docs)]
@@ -23,6 +24,7 @@ mod function;
 mod guest_log;
 mod limits;
 mod outbound;
+mod raw;
 mod registry;
 mod runtime;
 mod store;
@@ -38,8 +40,9 @@ pub use function::{Function, Guest};
 pub use guest_log::{log_file_path, GuestLog};
 pub use limits::{RequestLimits, DEFAULT_TIMEOUT};
 pub use outbound::{OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_TIMEOUT};
+pub use raw::{RawOutcome, RawProgram};
 pub use registry::Registry;
 pub use runtime::Runtime;
 pub use wagi::{Outcome, WagiInput, WagiModule};
 pub use wasi_http::{GuestEnd, HttpBody, HttpComponent, HttpOutcome};
-pub use wasmpod_config::{AllowedHosts, FunctionSpec};
+pub use wasmpod_config::{AllowedHosts, FunctionSpec, Interface};

@@ -17,7 +17,7 @@ use crate::store::Sandbox;
 use crate::wasi_http::{self, HttpState};
 use crate::{
     build_engine, ArtifactCache, CacheOutcome, EngineOptions, EpochTicker, Error, Function, FunctionSpec,
-    Guest, GuestLog, HttpComponent, Registry, WagiModule,
+    Guest, GuestLog, HttpComponent, Interface, RawProgram, Registry, WagiModule,
 };
 
 /// The process's Wasm machinery: one engine, one linker per kind of guest, one epoch clock, and
@@ -64,11 +64,27 @@ impl Runtime {
         for spec in specs {
             let spec = Arc::new(spec.clone());
             let route = RoutePattern::parse(&spec.route);
-            let module = match &modules[&spec.module] {
-                Compiled::Module(module) => module,
-                Compiled::Component(component) => {
+            let module = match (&modules[&spec.module], spec.interface) {
+                (Compiled::Module(module), None | Some(Interface::Wagi)) => module,
+                (Compiled::Module(module), Some(Interface::Raw)) => {
+                    let command = self.prepare_command(&spec, module, &route, &spec.entrypoint, log_dir)?;
+                    let guest = Guest::Raw(RawProgram::new(command));
+                    registry.push(Arc::new(Function::new(route, spec.clone(), guest)));
+                    continue;
+                }
+                (Compiled::Component(component), None | Some(Interface::WasiHttp)) => {
                     registry.push(Arc::new(self.prepare_component(&spec, component, route, log_dir)?));
                     continue;
+                }
+                (Compiled::Module(_), Some(interface @ Interface::WasiHttp))
+                | (Compiled::Component(_), Some(interface @ (Interface::Wagi | Interface::Raw))) => {
+                    let (needs, is) = match interface {
+                        Interface::WasiHttp => ("a component", "a core module"),
+                        _ => ("a core module (a WASI command)", "a component"),
+                    };
+                    let reason =
+                        format!("interface {:?} needs {needs}, and this file is {is}", interface.name());
+                    return Err(module_error(&route.text(), &spec, reason));
                 }
             };
             let parent = self.prepare_wagi(&spec, module, &route, &spec.entrypoint, log_dir)?;
@@ -105,8 +121,7 @@ impl Runtime {
         Ok(compiled.into_iter().collect())
     }
 
-    /// Links a core module once for one route and entrypoint as a WAGI module (this is the
-    /// `InstancePre` every request instantiates from).
+    /// Links a core module once for one route and entrypoint as a WAGI module.
     fn prepare_wagi(
         &self,
         spec: &FunctionSpec,
@@ -115,11 +130,24 @@ impl Runtime {
         entrypoint: &str,
         log_dir: Option<&Path>,
     ) -> Result<WagiModule, Error> {
+        let command = self.prepare_command(spec, module, route, entrypoint, log_dir)?;
+        Ok(WagiModule::new(command, spec.argv.clone()))
+    }
+
+    /// Links a core module once for one route and entrypoint (this is the `InstancePre` every
+    /// request instantiates from).
+    fn prepare_command(
+        &self,
+        spec: &FunctionSpec,
+        module: &Module,
+        route: &RoutePattern,
+        entrypoint: &str,
+        log_dir: Option<&Path>,
+    ) -> Result<Command, Error> {
         let name: Arc<str> = Arc::from(route.text().as_str());
         let sandbox = Sandbox::new(name.clone(), spec, GuestLog::open(log_dir, &name)?);
-        let command = Command::prepare(&self.command_linker, module, entrypoint, spec, sandbox)
-            .map_err(|reason| module_error(&name, spec, reason))?;
-        Ok(WagiModule::new(command, spec.argv.clone()))
+        Command::prepare(&self.command_linker, module, entrypoint, spec, sandbox)
+            .map_err(|reason| module_error(&name, spec, reason))
     }
 
     /// Links a `wasi:http` component once (its `ProxyPre`) and parses its outbound allow-list.
@@ -241,6 +269,7 @@ pub(crate) mod tests {
             .map(|f| {
                 let kind = match f.guest() {
                     Guest::Wagi(_) => "wagi",
+                    Guest::Raw(_) => "raw",
                     Guest::Http(_) => "http",
                 };
                 (f.route().text(), kind, f.entrypoint())

@@ -1,26 +1,28 @@
 //! One request, from parsed HTTP to response: route, admit, execute, respond.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt;
 use wasmpod_admission::{
     units_from_header, Breaker, BreakerConfig, CpuGauge, CpuSampler, Grant, RefusalReason, Ticket,
 };
 use wasmpod_runtime::{
-    Function, Guest, GuestEnd, HttpComponent, Registry, RequestLimits, RunError, Runtime, WagiInput,
-    WagiModule,
+    Function, Guest, GuestEnd, HttpComponent, RawProgram, Registry, RequestLimits, RunError, Runtime,
+    WagiInput, WagiModule,
 };
 use wasmpod_wagi::{build_argv, build_env, CgiRequest, OutputError, DEFAULT_HOST, MISSING_HEADERS_MESSAGE};
 
 use crate::identity::ServiceIdentity;
 use crate::metrics::{FunctionMetrics, Metrics, Refusal};
 use crate::running::{RunningGuest, RunningGuests};
+use crate::wasmbox::{raw_stdin, RawReply};
 use crate::ResponseBody;
 
 /// The header a request declares its memory in, in MB (Wasabi's contract).
@@ -51,6 +53,9 @@ pub struct AppConfig {
     pub queue_timeout: Option<Duration>,
     /// The Knative service and revision this pod serves: constant labels on `/metrics`.
     pub identity: ServiceIdentity,
+    /// `--wasmbox-compat`: raw programs answer byte for byte as WasmBox does, and `/<name>.wasm`
+    /// reaches the function `/<name>`.
+    pub wasmbox_compat: bool,
 }
 
 impl Default for AppConfig {
@@ -63,6 +68,7 @@ impl Default for AppConfig {
             admission: Some(BreakerConfig::default()),
             queue_timeout: None,
             identity: ServiceIdentity::default(),
+            wasmbox_compat: false,
         }
     }
 }
@@ -157,7 +163,7 @@ impl App {
         }
 
         // Route.
-        let Some(function) = self.registry.lookup(parts.uri.path()) else {
+        let Some(function) = self.lookup(parts.uri.path()) else {
             return empty(StatusCode::NOT_FOUND);
         };
         let trace = Trace {
@@ -168,7 +174,7 @@ impl App {
         };
 
         // The guest's input.
-        let call = match Call::prepare(function, body).await {
+        let call = match Call::prepare(function, &parts.method, body).await {
             Ok(call) => call,
             Err(response) => return response,
         };
@@ -183,13 +189,42 @@ impl App {
         // Execute: one match on the guest kind.
         let answer = match call {
             Call::Wagi(module, body) => self.run_wagi(&trace, module, &parts, body, remote, admitted).await,
+            Call::Raw(program, stdin) => self.run_raw(&trace, program, stdin, admitted).await,
             Call::Http(component, body) => {
                 self.serve_component(&trace, component, parts, body, admitted).await
             }
         };
 
         // Respond.
-        self.respond(&trace, limits.memory_bytes.unwrap_or(0) >> 20, answer.map_err(Failure::Guest))
+        self.respond(&trace, limits.memory_bytes.unwrap_or(0) >> 20, answer)
+    }
+
+    /// The function serving `path`. With `--wasmbox-compat`, a WasmBox client's
+    /// `/<name>.wasm` reaches `/<name>` too (WasmBox routes by file name).
+    fn lookup(&self, path: &str) -> Option<&Arc<Function>> {
+        let found = self.registry.lookup(path);
+        if found.is_some() || !self.config.wasmbox_compat {
+            return found;
+        }
+        self.registry.lookup(path.strip_suffix(".wasm")?)
+    }
+
+    /// The environment `function`'s guests see: the server's `--env` values, then the
+    /// function's own `env` (which win). Borrowed unless the function has its own.
+    fn guest_env(&self, function: &Function) -> Cow<'_, [(String, String)]> {
+        let own = &function.spec().env;
+        if own.is_empty() {
+            return Cow::Borrowed(&self.config.user_env);
+        }
+        let mut env: Vec<(String, String)> = self
+            .config
+            .user_env
+            .iter()
+            .filter(|(name, _)| !own.iter().any(|(n, _)| n == name))
+            .cloned()
+            .collect();
+        env.extend(own.iter().cloned());
+        Cow::Owned(env)
     }
 
     /// A WAGI module: the CGI environment and the whole body in, the parsed output back. The
@@ -202,7 +237,7 @@ impl App {
         body: Bytes,
         remote: IpAddr,
         admitted: Admitted,
-    ) -> Result<Answer, RunError> {
+    ) -> Result<Answer, Failure> {
         let cgi = CgiRequest {
             method: &parts.method,
             uri: &parts.uri,
@@ -214,14 +249,14 @@ impl App {
             default_host: &self.config.default_host,
         };
         let input = WagiInput {
-            env: build_env(&cgi, &self.config.user_env),
+            env: build_env(&cgi, &self.guest_env(trace.function)),
             argv: build_argv(parts.uri.path(), parts.uri.query(), module.argv_template()),
             body,
         };
         let result = module.run(input, &admitted.limits).await;
         admitted.running.finish();
         drop(admitted.grant);
-        let outcome = result?;
+        let outcome = result.map_err(Failure::guest)?;
         let response = outcome.response;
         for warning in &response.warnings {
             tracing::warn!(function = %trace.function.name(), request_id = trace.request_id, "guest output: {warning}");
@@ -240,6 +275,38 @@ impl App {
         })
     }
 
+    /// A raw program: `stdin` in, what it printed out, with WasmBox's timing headers whatever
+    /// happened. The grant is held until the guest has finished.
+    async fn run_raw(
+        &self,
+        trace: &Trace<'_>,
+        program: &RawProgram,
+        stdin: Bytes,
+        admitted: Admitted,
+    ) -> Result<Answer, Failure> {
+        let started = Instant::now();
+        let result = program.run(stdin, &self.guest_env(trace.function), &admitted.limits).await;
+        let reply = RawReply {
+            compat: self.config.wasmbox_compat,
+            execution: started.elapsed(),
+            // This request is still among them, as WasmBox counts it.
+            in_flight: self.running.count(),
+        };
+        admitted.running.finish();
+        drop(admitted.grant);
+        match result {
+            Ok(outcome) => Ok(Answer {
+                response: reply.success(outcome.stdout),
+                instantiate: outcome.instantiate,
+                peak_memory_bytes: Some(outcome.peak_memory_bytes),
+            }),
+            Err(error) => {
+                let response = reply.failure(status_for(&error));
+                Err(Failure::Guest { error, response: Some(response) })
+            }
+        }
+    }
+
     /// A `wasi:http` component: the request handed over as it streams in, the response streamed
     /// back as the guest writes it. The guest keeps running after it has answered, while its
     /// body streams; the grant is held until the guest has finished.
@@ -250,7 +317,7 @@ impl App {
         mut parts: http::request::Parts,
         body: B,
         admitted: Admitted,
-    ) -> Result<Answer, RunError>
+    ) -> Result<Answer, Failure>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -278,7 +345,8 @@ impl App {
             }
         };
         let request = Request::from_parts(parts, body);
-        let outcome = component.serve(request, &self.config.user_env, &limits, on_end).await?;
+        let env = self.guest_env(trace.function);
+        let outcome = component.serve(request, &env, &limits, on_end).await.map_err(Failure::guest)?;
         let response = outcome.response.map(ResponseBody::stream);
         // The instance's peak is known only when the guest ends (`on_end`).
         Ok(Answer { response, instantiate: outcome.instantiate, peak_memory_bytes: None })
@@ -312,8 +380,14 @@ impl App {
                 answer.response
             }
             Err(Failure::Refused(response)) => response,
-            Err(Failure::Guest(error)) => {
-                let status = status_for(&error);
+            Err(Failure::Guest { error, response }) => {
+                let response = response.unwrap_or_else(|| match &error {
+                    RunError::Output(OutputError::MissingHeaders) => {
+                        text(status_for(&error), MISSING_HEADERS_MESSAGE)
+                    }
+                    _ => empty(status_for(&error)),
+                });
+                let status = response.status();
                 self.metrics.guest_error(function, error.kind());
                 tracing::error!(
                     %function,
@@ -324,10 +398,7 @@ impl App {
                     memory_mb,
                     "request failed: {error}"
                 );
-                match error {
-                    RunError::Output(OutputError::MissingHeaders) => text(status, MISSING_HEADERS_MESSAGE),
-                    _ => empty(status),
-                }
+                response
             }
         };
         if let Some(m) = trace.metrics {
@@ -433,6 +504,9 @@ struct Admitted {
 enum Call<'f, B> {
     /// A WAGI module reads the whole body from stdin.
     Wagi(&'f WagiModule, Bytes),
+    /// A raw program reads its stdin: the body, the JSON `parameter` of WasmBox's requests, or
+    /// nothing for a GET.
+    Raw(&'f RawProgram, Bytes),
     /// A component reads the body as it streams.
     Http(&'f HttpComponent, B),
 }
@@ -444,9 +518,14 @@ where
 {
     /// Reads what the guest needs before it may start. A whole body is read before admission,
     /// so a slow upload holds no memory grant (a single-chunk body is passed on without a copy).
-    async fn prepare(function: &'f Function, body: B) -> Result<Call<'f, B>, Response<ResponseBody>> {
+    async fn prepare(
+        function: &'f Function,
+        method: &Method,
+        body: B,
+    ) -> Result<Call<'f, B>, Response<ResponseBody>> {
         Ok(match function.guest() {
             Guest::Wagi(module) => Call::Wagi(module, read_whole(body).await?),
+            Guest::Raw(program) => Call::Raw(program, raw_stdin(method, read_whole(body).await?)),
             Guest::Http(component) => Call::Http(component, body),
         })
     }
@@ -480,8 +559,15 @@ struct Answer {
 enum Failure {
     /// Admission said no; the response says why.
     Refused(Response<ResponseBody>),
-    /// The guest failed.
-    Guest(RunError),
+    /// The guest failed. `response` tells the client, when the guest kind has its own way to
+    /// (`None`: the server's usual 5xx for the error).
+    Guest { error: RunError, response: Option<Response<ResponseBody>> },
+}
+
+impl Failure {
+    fn guest(error: RunError) -> Failure {
+        Failure::Guest { error, response: None }
+    }
 }
 
 /// The `cpu_quota` header in millicores; absent, zero or unparsable means unthrottled.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
-use wasmpod_config::{read_functions_dir, read_modules_toml, FunctionSpec, LoadedConfig};
+use wasmpod_config::{read_functions_dir, read_modules_toml, FunctionSpec, Interface, LoadedConfig};
 use wasmpod_runtime::{build_engine, ArtifactCache, EngineOptions, Runtime};
 use wasmpod_server::{App, AppConfig, BreakerConfig, ServiceIdentity, ShutdownConfig, Stop};
 
@@ -77,6 +77,11 @@ struct ServeArgs {
 
     #[command(flatten)]
     admission: AdmissionArgs,
+
+    /// Answer raw programs (`interface = "raw"`) byte for byte as WasmBox does (`WASM output: `
+    /// prefix, its failure message), and route `/<name>.wasm` to `/<name>`.
+    #[arg(long = "wasmbox-compat", env = "WASMPOD_WASMBOX_COMPAT")]
+    wasmbox_compat: bool,
 
     /// Instances alive at once (the instance pool's size) [default: one per MB of
     /// --concurrent-resource-request, at most 2048].
@@ -207,6 +212,11 @@ struct RunArgs {
     #[arg(long, default_value = "_start")]
     entrypoint: String,
 
+    /// How the request speaks to the guest [default: told by the file: `wasi-http` for a
+    /// component, `wagi` for a core module].
+    #[arg(long, value_name = "INTERFACE", value_parser = clap::builder::PossibleValuesParser::new(Interface::NAMES))]
+    interface: Option<String>,
+
     #[command(flatten)]
     cache: CacheArgs,
 
@@ -276,6 +286,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         admission: args.admission.breaker(),
         queue_timeout: args.admission.queue_timeout,
         identity: service_identity(),
+        wasmbox_compat: args.wasmbox_compat,
     };
     let shutdown = shutdown_config(args.drain_seconds, args.shutdown_timeout)?;
     let options = EngineOptions {
@@ -399,6 +410,7 @@ async fn stop_signal() -> Stop {
 async fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut spec = FunctionSpec::new("/...", &args.module);
     spec.entrypoint = args.entrypoint.clone();
+    spec.interface = args.interface.as_deref().and_then(Interface::parse);
     let loaded = LoadedConfig { functions: vec![spec], warnings: Vec::new() };
     let config = AppConfig {
         user_env: user_env(&args.guest.env, &args.guest.env_files)?,

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::{module, try_send, write_config, Request, Server};
+use support::{module, try_send, wait_for_metric, write_config, Request, Server};
 use wasmpod_guests as guests;
 
 /// A server with `/sleep` (and `/spin`) routed, started with `args` and `env`.
@@ -27,19 +27,6 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> (tempfile::TempDir, Server) {
     full.extend_from_slice(args);
     let server = Server::start_with(dir.path(), &full, env);
     (dir, server)
-}
-
-/// Polls `/metrics` until `series` satisfies `ok`.
-async fn wait_for_metric(server: &Server, series: &str, ok: impl Fn(f64) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = server.get("/metrics").await.text();
-        if support::metric(&text, series).is_some_and(&ok) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{series} never reached the expected value:\n{text}");
-        tokio::task::yield_now().await;
-    }
 }
 
 /// Polls `/readyz` until it answers 503, and returns its body.

@@ -267,6 +267,19 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
 }
 
+/// Polls `/metrics` until `series` satisfies `ok` (an event the server shows, not a sleep).
+pub async fn wait_for_metric(server: &Server, series: &str, ok: impl Fn(f64) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = server.get("/metrics").await.text();
+        if metric(&text, series).is_some_and(&ok) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{series} never reached the expected value:\n{text}");
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Waits for the warning a refused outbound call logs, and checks it names the function and the
 /// target.
 pub fn assert_outbound_denied_logged(server: &Server, function: &str, target: &str) {
