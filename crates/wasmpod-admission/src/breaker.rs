@@ -838,4 +838,141 @@ mod tests {
         drop(grant);
         assert_eq!(breaker.snapshot().in_flight_units, 0);
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropping_the_breaker_ends_its_timer_task_and_grants_still_release() {
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let breaker = breaker(10, 100);
+        let held = breaker.acquire(mb(10)).await.expect("held");
+        // A queue timeout is the timer task's job.
+        let timed_out =
+            breaker.acquire(Ticket { queue_timeout: Some(Duration::from_millis(10)), ..mb(1) }).await;
+        assert!(matches!(timed_out, Err(Rejection::QueueTimeout { .. })), "{timed_out:?}");
+        assert_eq!(metrics.num_alive_tasks(), 1, "one timer task");
+        drop(breaker);
+        for _ in 0..100 {
+            if metrics.num_alive_tasks() == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(metrics.num_alive_tasks(), 0, "the timer task ended with its breaker");
+        drop(held);
+    }
+
+    /// Issue 10's test of record at the admission level, in virtual time: tenant A floods the pod
+    /// at 10x its capacity while tenant B sends a light steady load.
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_at_ten_times_capacity_costs_another_tenant_nothing() {
+        struct Load {
+            tenant: &'static str,
+            every: Duration,
+            count: u32,
+            memory_mb: u64,
+            runs_for: Duration,
+        }
+        /// Starts every request of `loads` on schedule; returns per tenant the latencies (wait plus
+        /// run) of the completed requests and the number refused, with the longest refusal time.
+        async fn run(loads: Vec<Load>, max_in_flight_units: u64) -> Vec<(Vec<Duration>, u32, Duration)> {
+            let config = BreakerConfig {
+                capacity_units: 1000,
+                queue_depth_units: 2000,
+                // One tenant may queue half the queue room, as the defaults are sized.
+                tenant_limits: TenantLimits { max_in_flight_units, max_queued_units: 500 },
+                fair_quantum_units: 100,
+                ..BreakerConfig::default()
+            };
+            let breaker = Arc::new(Breaker::new(config, None).expect("config"));
+            let mut tasks = Vec::new();
+            for load in &loads {
+                let tenant = breaker.tenant(load.tenant);
+                let (every, count, memory_mb, runs_for) =
+                    (load.every, load.count, load.memory_mb, load.runs_for);
+                let breaker = Arc::clone(&breaker);
+                tasks.push(tokio::spawn(async move {
+                    let mut requests = Vec::new();
+                    for _ in 0..count {
+                        let breaker = Arc::clone(&breaker);
+                        requests.push(tokio::spawn(async move {
+                            let arrived = Instant::now();
+                            let ticket = Ticket {
+                                tenant,
+                                queue_timeout: Some(Duration::from_secs(10)),
+                                ..mb(memory_mb)
+                            };
+                            let grant = breaker.acquire(ticket).await;
+                            let waited = arrived.elapsed();
+                            if grant.is_ok() {
+                                tokio::time::sleep(runs_for).await;
+                            }
+                            (grant.is_ok(), waited, arrived.elapsed())
+                        }));
+                        tokio::time::sleep(every).await;
+                    }
+                    let (mut latencies, mut refused, mut slowest_refusal) = (Vec::new(), 0, Duration::ZERO);
+                    for request in requests {
+                        let (admitted, waited, latency) = request.await.expect("request task");
+                        if admitted {
+                            latencies.push(latency);
+                        } else {
+                            refused += 1;
+                            slowest_refusal = slowest_refusal.max(waited);
+                        }
+                    }
+                    latencies.sort();
+                    (latencies, refused, slowest_refusal)
+                }));
+            }
+            let mut results = Vec::new();
+            for task in tasks {
+                results.push(task.await.expect("load task"));
+            }
+            let snapshot = breaker.snapshot();
+            assert_eq!((snapshot.in_flight_units, snapshot.queued_units), (0, 0));
+            results
+        }
+        let ms = Duration::from_millis;
+        let percentile = |latencies: &[Duration], p: f64| {
+            latencies[((latencies.len() as f64 * p).ceil() as usize).max(1) - 1]
+        };
+        // B: 200 requests of 100 MB, one every 10 ms, each running 5 ms.
+        let b = || Load { tenant: "b", every: ms(10), count: 200, memory_mb: 100, runs_for: ms(5) };
+        // A: 100 MB requests running 50 ms; the capacity runs 10 at once, 200 per second; A sends
+        // 2,000 per second.
+        let a = || Load {
+            tenant: "a",
+            every: Duration::from_micros(500),
+            count: 4000,
+            memory_mb: 100,
+            runs_for: ms(50),
+        };
+
+        let alone = run(vec![b()], 1000).await;
+        let (b_alone, _, _) = &alone[0];
+        let (alone_p50, alone_p99) = (percentile(b_alone, 0.5), percentile(b_alone, 0.99));
+        println!("b alone: p50 {alone_p50:?} p99 {alone_p99:?}");
+        // A tenant may hold the whole capacity (the default caps), or 80% of it.
+        for a_cap in [1000, 800] {
+            let flooded = run(vec![a(), b()], a_cap).await;
+            let (a_done, a_refused, a_slowest_refusal) = &flooded[0];
+            let (b_done, b_refused, _) = &flooded[1];
+            assert_eq!((*b_refused, b_done.len()), (0, 200), "b: no refusal, every request completes");
+            assert!(*a_refused > 3000, "a is refused beyond its caps: {a_refused} of 4000");
+            assert_eq!(*a_slowest_refusal, Duration::ZERO, "a's refusals are immediate");
+            assert!(a_done.len() >= 350, "a still gets the capacity b leaves: {} done", a_done.len());
+            let (p50, p99) = (percentile(b_done, 0.5), percentile(b_done, 0.99));
+            println!(
+                "a's in-flight cap {a_cap} MB: b under a's flood p50 {p50:?} p99 {p99:?}; a completed {}, refused {a_refused}",
+                a_done.len()
+            );
+            if a_cap == 1000 {
+                // A holds the whole capacity, so b waits for one of a's releases, never behind a's
+                // queue: at most one a-request's run time (50 ms).
+                assert!(p99 <= alone_p99 + ms(50), "b's p99 {p99:?} against {alone_p99:?} alone");
+            } else {
+                // With room left by a's cap, b never waits.
+                assert_eq!(p99, alone_p99, "b's p99 under the flood against alone");
+            }
+        }
+    }
 }
