@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::admission::{Admission, Admitted, Decision, Event, Request, Snapshot};
+use crate::admission::{Admission, Admitted, Clock, Decision, Event, Request, Snapshot};
 use crate::config::{AdmissionError, BreakerConfig};
 use crate::cpu::CpuGauge;
 use crate::learned::{FunctionId, FunctionSnapshot};
@@ -129,17 +129,18 @@ impl Breaker {
         let shared = &self.shared;
         let (id, waiter) = {
             let mut state = shared.lock();
-            let now = shared.now();
-            shared.sense(&mut state, now);
+            let mut now = shared.clock();
+            shared.sense(&mut state, &mut now);
             let request = Request {
                 tenant: ticket.tenant,
                 function: ticket.function,
                 memory_mb: ticket.memory_mb,
-                deadline: ticket.queue_timeout.map(|timeout| now.saturating_add(timeout)),
+                queue_timeout: ticket.queue_timeout,
             };
             let mut attached = None;
-            let decision =
-                state.core.arrive(now, request, || Arc::clone(attached.insert(Arc::new(Waiter::default()))));
+            let decision = state
+                .core
+                .arrive(&mut now, request, || Arc::clone(attached.insert(Arc::new(Waiter::default()))));
             shared.dispatch(&mut state);
             match decision {
                 Decision::Started(admitted) => return Ok(Grant::new(shared, admitted)),
@@ -308,24 +309,26 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn now(&self) -> Duration {
-        Instant::now().saturating_duration_since(self.origin)
+    /// The clock of one input, read at most once and only if the state machine needs the time.
+    /// Made after taking the lock, so that inputs see the time in the order they are applied.
+    fn clock(&self) -> BreakerClock {
+        BreakerClock { origin: self.origin, now: None }
     }
 
     /// Runs one input against the state machine with fresh readings, then delivers what it did.
-    fn with(self: &Arc<Self>, input: impl FnOnce(&mut Admission<Arc<Waiter>>, Duration)) {
+    fn with(self: &Arc<Self>, input: impl FnOnce(&mut Admission<Arc<Waiter>>, &mut BreakerClock)) {
         let mut state = self.lock();
-        let now = self.now();
-        self.sense(&mut state, now);
-        input(&mut state.core, now);
+        let mut now = self.clock();
+        self.sense(&mut state, &mut now);
+        input(&mut state.core, &mut now);
         self.dispatch(&mut state);
     }
 
     /// Feeds the latest CPU and memory readings to the state machine before a decision: the gates
     /// then judge by what the pod uses now, as the gauges are read live.
-    fn sense(&self, state: &mut State, now: Duration) {
+    fn sense(&self, state: &mut State, now: &mut BreakerClock) {
         if let Some(cpu) = &self.cpu {
-            state.core.observe_cpu(now, cpu.cores());
+            state.core.observe_cpu(&mut *now, cpu.cores());
         }
         if let Some(read) = &state.real_memory {
             let bytes = read();
@@ -348,6 +351,19 @@ impl Shared {
             state.driver = true;
             runtime.spawn(drive(Arc::clone(self)));
         }
+    }
+}
+
+/// Time since the breaker's origin on tokio's clock (so paused-time tests run in virtual time),
+/// read on first use and then the same for the rest of the input.
+struct BreakerClock {
+    origin: Instant,
+    now: Option<Duration>,
+}
+
+impl Clock for BreakerClock {
+    fn now(&mut self) -> Duration {
+        *self.now.get_or_insert_with(|| Instant::now().saturating_duration_since(self.origin))
     }
 }
 
@@ -375,10 +391,10 @@ async fn drive(shared: Arc<Shared>) {
                 state.driver = false;
                 return;
             }
-            let now = shared.now();
-            if state.core.next_wakeup().is_some_and(|at| at <= now) {
-                shared.sense(&mut state, now);
-                state.core.poll(now);
+            let mut now = shared.clock();
+            if state.core.next_wakeup().is_some_and(|at| at <= now.now()) {
+                shared.sense(&mut state, &mut now);
+                state.core.poll(&mut now);
                 deliver(&mut state);
             }
             state.timer_at = state.core.next_wakeup();
