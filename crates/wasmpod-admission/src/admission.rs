@@ -13,6 +13,31 @@ use crate::learned::{FunctionId, FunctionSnapshot, Weights};
 use crate::rejection::{RefusalReason, Rejection};
 use crate::tenant::{RequestId, Standing, TenantId, TenantLimits, TenantSnapshot, Tenants, Waiter};
 
+/// The time of an input on the caller's clock (a [`Duration`] since any origin the caller picks,
+/// never decreasing from one input to the next), read only if the decision needs it.
+///
+/// A simulator passes its virtual time as a plain [`Duration`]. The [`Breaker`](crate::Breaker)
+/// passes a clock that reads the system time on first use: a request that starts at once needs no
+/// time at all, and on a virtual machine one clock read costs about as much as the rest of an
+/// uncontended admission.
+pub trait Clock {
+    /// The time now. Called at most a few times per input; each call of one input must give the
+    /// same answer.
+    fn now(&mut self) -> Duration;
+}
+
+impl Clock for Duration {
+    fn now(&mut self) -> Duration {
+        *self
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for &mut C {
+    fn now(&mut self) -> Duration {
+        (**self).now()
+    }
+}
+
 /// A request asking for admission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request {
@@ -24,8 +49,8 @@ pub struct Request {
     /// Declared memory in MB (`Memory-Request`): the grant it runs under, and its weight unless a
     /// learned weight is smaller.
     pub memory_mb: u64,
-    /// When it gives up waiting, on the caller's clock. `None` waits until cancelled.
-    pub deadline: Option<Duration>,
+    /// How long it may wait before it expires ([`Event::Expired`]). `None` waits until cancelled.
+    pub queue_timeout: Option<Duration>,
 }
 
 /// What [`Admission::arrive`] decided.
@@ -139,7 +164,7 @@ pub struct Snapshot {
 
 /// The admission state machine of one pod.
 ///
-/// Inputs are events, each stamped with the caller's clock (`now`, a [`Duration`] since any
+/// Inputs are events, each stamped with the caller's clock ([`Clock`]: a [`Duration`] since any
 /// origin the caller picks, never decreasing): a request arrives ([`arrive`](Self::arrive)),
 /// finishes ([`release`](Self::release)) or is given up by its client
 /// ([`cancel`](Self::cancel)); a CPU or real-memory reading comes in
@@ -173,7 +198,7 @@ pub struct Snapshot {
 ///
 /// let config = BreakerConfig { capacity_units: 100, queue_depth_units: 200, ..BreakerConfig::default() };
 /// let mut admission: Admission<&str> = Admission::new(config).expect("valid config");
-/// let request = |memory_mb| Request { tenant: TenantId::DEFAULT, function: None, memory_mb, deadline: None };
+/// let request = |memory_mb| Request { tenant: TenantId::DEFAULT, function: None, memory_mb, queue_timeout: None };
 /// let now = Duration::ZERO;
 ///
 /// let Decision::Started(first) = admission.arrive(now, request(80), || "first") else { panic!() };
@@ -244,10 +269,10 @@ impl<W> Admission<W> {
     /// Gives a tenant its own caps (a per-tenant override from configuration). Lowering a cap
     /// below what the tenant holds refuses and holds back its new requests; nothing running is
     /// stopped. Raising one may start its waiting requests.
-    pub fn set_tenant_limits(&mut self, now: Duration, tenant: TenantId, limits: TenantLimits) {
+    pub fn set_tenant_limits(&mut self, mut now: impl Clock, tenant: TenantId, limits: TenantLimits) {
         self.tenants.get_mut(tenant).limits = limits;
         self.restand(tenant);
-        self.schedule(now);
+        self.schedule(&mut now);
     }
 
     /// The id of the function called `name`, whose requests' memory is learned from now on.
@@ -268,7 +293,7 @@ impl<W> Admission<W> {
 
     /// A request arrives: started, queued or refused, at once. `payload` is called only when the
     /// request is queued, so a start costs no allocation for it.
-    pub fn arrive(&mut self, now: Duration, request: Request, payload: impl FnOnce() -> W) -> Decision {
+    pub fn arrive(&mut self, mut now: impl Clock, request: Request, payload: impl FnOnce() -> W) -> Decision {
         let tenant_id = self.tenants.resolve(request.tenant);
         let units = self.weights.weight(request.function, request.memory_mb);
         let starts_now = match self.check(tenant_id, request.memory_mb, units) {
@@ -292,16 +317,18 @@ impl<W> Admission<W> {
                 waited: Duration::ZERO,
             });
         }
+        let arrived = now.now();
+        let deadline = request.queue_timeout.map(|timeout| arrived.saturating_add(timeout));
         let waiter = Waiter {
             id,
             units,
             memory_mb: request.memory_mb,
             function: request.function,
-            arrived: now,
-            deadline: request.deadline,
+            arrived,
+            deadline,
             payload: payload(),
         };
-        if let Some(deadline) = request.deadline {
+        if let Some(deadline) = deadline {
             self.deadlines.insert((deadline, id, tenant_id));
         }
         let tenant = self.tenants.get_mut(tenant_id);
@@ -310,7 +337,7 @@ impl<W> Admission<W> {
         self.queued_requests += 1;
         if tenant.queue.len() == 1 {
             self.restand(tenant_id);
-            self.schedule(now);
+            self.schedule(&mut now);
         }
         Decision::Queued(id)
     }
@@ -354,7 +381,7 @@ impl<W> Admission<W> {
     /// A started request finished: its units return, and waiting requests that now fit start.
     /// `peak_memory_bytes` is the most memory its instance used, if it completed and its function
     /// should learn from it; leave it `None` for a request that failed or was cut short.
-    pub fn release(&mut self, now: Duration, admitted: Admitted, peak_memory_bytes: Option<u64>) {
+    pub fn release(&mut self, mut now: impl Clock, admitted: Admitted, peak_memory_bytes: Option<u64>) {
         let tenant_id = self.tenants.resolve(admitted.tenant);
         let units = admitted.units;
         debug_assert!(self.in_flight_units >= units && self.pending_units >= units);
@@ -371,43 +398,44 @@ impl<W> Admission<W> {
         if self.tenants.get(tenant_id).standing == Standing::Capped {
             self.restand(tenant_id);
         }
-        self.schedule(now);
+        self.schedule(&mut now);
     }
 
     /// A waiting request is given up (its client went away): its units return at once. Returns
     /// what was attached to it, or `None` if it is not waiting (already started or expired).
-    pub fn cancel(&mut self, now: Duration, tenant: TenantId, id: RequestId) -> Option<W> {
+    pub fn cancel(&mut self, mut now: impl Clock, tenant: TenantId, id: RequestId) -> Option<W> {
         let tenant_id = self.tenants.resolve(tenant);
         let index = self.tenants.get(tenant_id).position(id)?;
         let waiter = self.dequeue(tenant_id, index)?;
         if index == 0 {
             self.restand(tenant_id);
-            self.schedule(now);
+            self.schedule(&mut now);
         }
         Some(waiter.payload)
     }
 
     /// The pod's CPU use now, in cores (the gate compares it with
     /// [`BreakerConfig::cpu_threshold`]).
-    pub fn observe_cpu(&mut self, now: Duration, cores: f64) {
+    pub fn observe_cpu(&mut self, mut now: impl Clock, cores: f64) {
         self.cpu_cores = cores;
         if !self.round.is_empty() {
-            self.schedule(now);
+            self.schedule(&mut now);
         }
     }
 
     /// The guests' real memory in use now, in bytes (the gate compares it with
     /// [`BreakerConfig::memory_high_water_bytes`]).
-    pub fn observe_memory(&mut self, now: Duration, bytes: u64) {
+    pub fn observe_memory(&mut self, mut now: impl Clock, bytes: u64) {
         self.real_memory = bytes;
         if !self.round.is_empty() {
-            self.schedule(now);
+            self.schedule(&mut now);
         }
     }
 
     /// Timers: expires waiters whose deadline has come, re-checks the gates, starts what fits.
     /// Call it at [`next_wakeup`](Self::next_wakeup); calling it at other times is harmless.
-    pub fn poll(&mut self, now: Duration) {
+    pub fn poll(&mut self, mut clock: impl Clock) {
+        let now = clock.now();
         while let Some(&(deadline, id, tenant_id)) = self.deadlines.first() {
             if deadline > now {
                 break;
@@ -430,7 +458,7 @@ impl<W> Admission<W> {
                 self.restand(tenant_id);
             }
         }
-        self.schedule(now);
+        self.schedule(&mut clock);
     }
 
     /// When the caller must call [`poll`](Self::poll) next, on its clock: the earliest queue
@@ -537,7 +565,7 @@ impl<W> Admission<W> {
 
     /// Starts selected requests while they fit and the gates are open. Afterwards either the
     /// round is empty, or its selected request is held back by the capacity or by a gate.
-    fn schedule(&mut self, now: Duration) {
+    fn schedule(&mut self, now: &mut impl Clock) {
         self.recheck_at = None;
         while let Some(tenant_id) = self.round.select(&mut self.tenants) {
             let Some(units) = self.tenants.get(tenant_id).queue.front().map(|w| w.units) else {
@@ -550,7 +578,7 @@ impl<W> Admission<W> {
                 return;
             }
             if !self.gates_open() {
-                self.recheck_at = Some(now.saturating_add(self.recheck));
+                self.recheck_at = Some(now.now().saturating_add(self.recheck));
                 return;
             }
             debug_assert!(self.tenants.get(tenant_id).fits_cap(units));
@@ -566,7 +594,7 @@ impl<W> Admission<W> {
                     function: waiter.function,
                     units,
                     memory_mb: waiter.memory_mb,
-                    waited: now.saturating_sub(waiter.arrived),
+                    waited: now.now().saturating_sub(waiter.arrived),
                 },
                 payload: waiter.payload,
             });
@@ -699,7 +727,7 @@ mod tests {
         Arrive {
             label: &'static str,
             memory_mb: u64,
-            deadline_ms: Option<u64>,
+            timeout_ms: Option<u64>,
             function: Option<&'static str>,
             expect: Expect,
         },
@@ -718,15 +746,15 @@ mod tests {
     }
 
     fn arrive(label: &'static str, memory_mb: u64, expect: Expect) -> Step {
-        Step::Arrive { label, memory_mb, deadline_ms: None, function: None, expect }
+        Step::Arrive { label, memory_mb, timeout_ms: None, function: None, expect }
     }
 
-    fn arrive_by(label: &'static str, memory_mb: u64, deadline_ms: u64, expect: Expect) -> Step {
-        Step::Arrive { label, memory_mb, deadline_ms: Some(deadline_ms), function: None, expect }
+    fn arrive_by(label: &'static str, memory_mb: u64, timeout_ms: u64, expect: Expect) -> Step {
+        Step::Arrive { label, memory_mb, timeout_ms: Some(timeout_ms), function: None, expect }
     }
 
     fn arrive_fn(label: &'static str, function: &'static str, memory_mb: u64, expect: Expect) -> Step {
-        Step::Arrive { label, memory_mb, deadline_ms: None, function: Some(function), expect }
+        Step::Arrive { label, memory_mb, timeout_ms: None, function: Some(function), expect }
     }
 
     use Expect::{Queue, Refuse, Start};
@@ -764,11 +792,11 @@ mod tests {
             }
             match step {
                 At(ms) => now = Duration::from_millis(ms),
-                Arrive { label, memory_mb, deadline_ms, function, expect } => {
+                Arrive { label, memory_mb, timeout_ms, function, expect } => {
                     let tenant = admission.tenant(&label[..1]);
                     let function = function.map(|f| admission.function(f));
-                    let deadline = deadline_ms.map(Duration::from_millis);
-                    let request = Request { tenant, function, memory_mb, deadline };
+                    let queue_timeout = timeout_ms.map(Duration::from_millis);
+                    let request = Request { tenant, function, memory_mb, queue_timeout };
                     match (admission.arrive(now, request, || label), expect) {
                         (Decision::Started(a), Start) => {
                             admitted.insert(label, a);
@@ -1234,7 +1262,7 @@ mod tests {
             Admission::new(BreakerConfig { learning, ..pod(100, 200) }).expect("config");
         let f = admission.function("/f");
         let request =
-            Request { tenant: TenantId::DEFAULT, function: Some(f), memory_mb: 100, deadline: None };
+            Request { tenant: TenantId::DEFAULT, function: Some(f), memory_mb: 100, queue_timeout: None };
         for _ in 0..2 {
             let Decision::Started(a) = admission.arrive(Duration::ZERO, request, || ()) else { panic!() };
             assert_eq!((a.units(), a.memory_mb()), (100, 100));
@@ -1260,7 +1288,7 @@ mod tests {
         let mut admission: Admission<()> = Admission::new(config).expect("config");
         let acme = admission.tenant("acme");
         assert_eq!(admission.tenant("acme"), acme);
-        let request = |memory_mb| Request { tenant: acme, function: None, memory_mb, deadline: None };
+        let request = |memory_mb| Request { tenant: acme, function: None, memory_mb, queue_timeout: None };
         let now = Duration::ZERO;
         assert!(matches!(admission.arrive(now, request(6), || ()), Decision::Started(_)));
         assert!(matches!(admission.arrive(now, request(3), || ()), Decision::Queued(_)));
@@ -1294,7 +1322,8 @@ mod tests {
             ..pod(10, 100)
         };
         let mut admission: Admission<u32> = Admission::new(config).expect("config");
-        let request = Request { tenant: TenantId::DEFAULT, function: None, memory_mb: 2, deadline: None };
+        let request =
+            Request { tenant: TenantId::DEFAULT, function: None, memory_mb: 2, queue_timeout: None };
         let now = Duration::ZERO;
         assert!(matches!(admission.arrive(now, request, || 1), Decision::Started(_)));
         assert!(matches!(admission.arrive(now, request, || 2), Decision::Queued(_)));
@@ -1308,7 +1337,7 @@ mod tests {
         let mut other: Admission<()> = Admission::new(pod(10, 100)).expect("config");
         let foreign = other.tenant("x");
         let mut admission: Admission<()> = Admission::new(pod(10, 100)).expect("config");
-        let request = Request { tenant: foreign, function: None, memory_mb: 2, deadline: None };
+        let request = Request { tenant: foreign, function: None, memory_mb: 2, queue_timeout: None };
         let Decision::Started(a) = admission.arrive(Duration::ZERO, request, || ()) else { panic!() };
         assert_eq!(a.tenant(), TenantId::DEFAULT);
         admission.release(Duration::ZERO, a, None);

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::admission::{Admission, Admitted, Decision, Event, Request, Snapshot};
+use crate::admission::{Admission, Admitted, Clock, Decision, Event, Request, Snapshot};
 use crate::config::{AdmissionError, BreakerConfig};
 use crate::cpu::CpuGauge;
 use crate::learned::{FunctionId, FunctionSnapshot};
@@ -129,17 +129,18 @@ impl Breaker {
         let shared = &self.shared;
         let (id, waiter) = {
             let mut state = shared.lock();
-            let now = shared.now();
-            shared.sense(&mut state, now);
+            let mut now = shared.clock();
+            shared.sense(&mut state, &mut now);
             let request = Request {
                 tenant: ticket.tenant,
                 function: ticket.function,
                 memory_mb: ticket.memory_mb,
-                deadline: ticket.queue_timeout.map(|timeout| now.saturating_add(timeout)),
+                queue_timeout: ticket.queue_timeout,
             };
             let mut attached = None;
-            let decision =
-                state.core.arrive(now, request, || Arc::clone(attached.insert(Arc::new(Waiter::default()))));
+            let decision = state
+                .core
+                .arrive(&mut now, request, || Arc::clone(attached.insert(Arc::new(Waiter::default()))));
             shared.dispatch(&mut state);
             match decision {
                 Decision::Started(admitted) => return Ok(Grant::new(shared, admitted)),
@@ -308,24 +309,26 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn now(&self) -> Duration {
-        Instant::now().saturating_duration_since(self.origin)
+    /// The clock of one input, read at most once and only if the state machine needs the time.
+    /// Made after taking the lock, so that inputs see the time in the order they are applied.
+    fn clock(&self) -> BreakerClock {
+        BreakerClock { origin: self.origin, now: None }
     }
 
     /// Runs one input against the state machine with fresh readings, then delivers what it did.
-    fn with(self: &Arc<Self>, input: impl FnOnce(&mut Admission<Arc<Waiter>>, Duration)) {
+    fn with(self: &Arc<Self>, input: impl FnOnce(&mut Admission<Arc<Waiter>>, &mut BreakerClock)) {
         let mut state = self.lock();
-        let now = self.now();
-        self.sense(&mut state, now);
-        input(&mut state.core, now);
+        let mut now = self.clock();
+        self.sense(&mut state, &mut now);
+        input(&mut state.core, &mut now);
         self.dispatch(&mut state);
     }
 
     /// Feeds the latest CPU and memory readings to the state machine before a decision: the gates
     /// then judge by what the pod uses now, as the gauges are read live.
-    fn sense(&self, state: &mut State, now: Duration) {
+    fn sense(&self, state: &mut State, now: &mut BreakerClock) {
         if let Some(cpu) = &self.cpu {
-            state.core.observe_cpu(now, cpu.cores());
+            state.core.observe_cpu(&mut *now, cpu.cores());
         }
         if let Some(read) = &state.real_memory {
             let bytes = read();
@@ -348,6 +351,19 @@ impl Shared {
             state.driver = true;
             runtime.spawn(drive(Arc::clone(self)));
         }
+    }
+}
+
+/// Time since the breaker's origin on tokio's clock (so paused-time tests run in virtual time),
+/// read on first use and then the same for the rest of the input.
+struct BreakerClock {
+    origin: Instant,
+    now: Option<Duration>,
+}
+
+impl Clock for BreakerClock {
+    fn now(&mut self) -> Duration {
+        *self.now.get_or_insert_with(|| Instant::now().saturating_duration_since(self.origin))
     }
 }
 
@@ -375,10 +391,10 @@ async fn drive(shared: Arc<Shared>) {
                 state.driver = false;
                 return;
             }
-            let now = shared.now();
-            if state.core.next_wakeup().is_some_and(|at| at <= now) {
-                shared.sense(&mut state, now);
-                state.core.poll(now);
+            let mut now = shared.clock();
+            if state.core.next_wakeup().is_some_and(|at| at <= now.now()) {
+                shared.sense(&mut state, &mut now);
+                state.core.poll(&mut now);
                 deliver(&mut state);
             }
             state.timer_at = state.core.next_wakeup();
@@ -837,5 +853,142 @@ mod tests {
         assert_eq!((learned.completed, learned.learned_mb), (3, Some(10)));
         drop(grant);
         assert_eq!(breaker.snapshot().in_flight_units, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropping_the_breaker_ends_its_timer_task_and_grants_still_release() {
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let breaker = breaker(10, 100);
+        let held = breaker.acquire(mb(10)).await.expect("held");
+        // A queue timeout is the timer task's job.
+        let timed_out =
+            breaker.acquire(Ticket { queue_timeout: Some(Duration::from_millis(10)), ..mb(1) }).await;
+        assert!(matches!(timed_out, Err(Rejection::QueueTimeout { .. })), "{timed_out:?}");
+        assert_eq!(metrics.num_alive_tasks(), 1, "one timer task");
+        drop(breaker);
+        for _ in 0..100 {
+            if metrics.num_alive_tasks() == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(metrics.num_alive_tasks(), 0, "the timer task ended with its breaker");
+        drop(held);
+    }
+
+    /// Issue 10's test of record at the admission level, in virtual time: tenant A floods the pod
+    /// at 10x its capacity while tenant B sends a light steady load.
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_at_ten_times_capacity_costs_another_tenant_nothing() {
+        struct Load {
+            tenant: &'static str,
+            every: Duration,
+            count: u32,
+            memory_mb: u64,
+            runs_for: Duration,
+        }
+        /// Starts every request of `loads` on schedule; returns per tenant the latencies (wait plus
+        /// run) of the completed requests and the number refused, with the longest refusal time.
+        async fn run(loads: Vec<Load>, max_in_flight_units: u64) -> Vec<(Vec<Duration>, u32, Duration)> {
+            let config = BreakerConfig {
+                capacity_units: 1000,
+                queue_depth_units: 2000,
+                // One tenant may queue half the queue room, as the defaults are sized.
+                tenant_limits: TenantLimits { max_in_flight_units, max_queued_units: 500 },
+                fair_quantum_units: 100,
+                ..BreakerConfig::default()
+            };
+            let breaker = Arc::new(Breaker::new(config, None).expect("config"));
+            let mut tasks = Vec::new();
+            for load in &loads {
+                let tenant = breaker.tenant(load.tenant);
+                let (every, count, memory_mb, runs_for) =
+                    (load.every, load.count, load.memory_mb, load.runs_for);
+                let breaker = Arc::clone(&breaker);
+                tasks.push(tokio::spawn(async move {
+                    let mut requests = Vec::new();
+                    for _ in 0..count {
+                        let breaker = Arc::clone(&breaker);
+                        requests.push(tokio::spawn(async move {
+                            let arrived = Instant::now();
+                            let ticket = Ticket {
+                                tenant,
+                                queue_timeout: Some(Duration::from_secs(10)),
+                                ..mb(memory_mb)
+                            };
+                            let grant = breaker.acquire(ticket).await;
+                            let waited = arrived.elapsed();
+                            if grant.is_ok() {
+                                tokio::time::sleep(runs_for).await;
+                            }
+                            (grant.is_ok(), waited, arrived.elapsed())
+                        }));
+                        tokio::time::sleep(every).await;
+                    }
+                    let (mut latencies, mut refused, mut slowest_refusal) = (Vec::new(), 0, Duration::ZERO);
+                    for request in requests {
+                        let (admitted, waited, latency) = request.await.expect("request task");
+                        if admitted {
+                            latencies.push(latency);
+                        } else {
+                            refused += 1;
+                            slowest_refusal = slowest_refusal.max(waited);
+                        }
+                    }
+                    latencies.sort();
+                    (latencies, refused, slowest_refusal)
+                }));
+            }
+            let mut results = Vec::new();
+            for task in tasks {
+                results.push(task.await.expect("load task"));
+            }
+            let snapshot = breaker.snapshot();
+            assert_eq!((snapshot.in_flight_units, snapshot.queued_units), (0, 0));
+            results
+        }
+        let ms = Duration::from_millis;
+        let percentile = |latencies: &[Duration], p: f64| {
+            latencies[((latencies.len() as f64 * p).ceil() as usize).max(1) - 1]
+        };
+        // B: 200 requests of 100 MB, one every 10 ms, each running 5 ms.
+        let b = || Load { tenant: "b", every: ms(10), count: 200, memory_mb: 100, runs_for: ms(5) };
+        // A: 100 MB requests running 50 ms; the capacity runs 10 at once, 200 per second; A sends
+        // 2,000 per second.
+        let a = || Load {
+            tenant: "a",
+            every: Duration::from_micros(500),
+            count: 4000,
+            memory_mb: 100,
+            runs_for: ms(50),
+        };
+
+        let alone = run(vec![b()], 1000).await;
+        let (b_alone, _, _) = &alone[0];
+        let (alone_p50, alone_p99) = (percentile(b_alone, 0.5), percentile(b_alone, 0.99));
+        println!("b alone: p50 {alone_p50:?} p99 {alone_p99:?}");
+        // A tenant may hold the whole capacity (the default caps), or 80% of it.
+        for a_cap in [1000, 800] {
+            let flooded = run(vec![a(), b()], a_cap).await;
+            let (a_done, a_refused, a_slowest_refusal) = &flooded[0];
+            let (b_done, b_refused, _) = &flooded[1];
+            assert_eq!((*b_refused, b_done.len()), (0, 200), "b: no refusal, every request completes");
+            assert!(*a_refused > 3000, "a is refused beyond its caps: {a_refused} of 4000");
+            assert_eq!(*a_slowest_refusal, Duration::ZERO, "a's refusals are immediate");
+            assert!(a_done.len() >= 350, "a still gets the capacity b leaves: {} done", a_done.len());
+            let (p50, p99) = (percentile(b_done, 0.5), percentile(b_done, 0.99));
+            println!(
+                "a's in-flight cap {a_cap} MB: b under a's flood p50 {p50:?} p99 {p99:?}; a completed {}, refused {a_refused}",
+                a_done.len()
+            );
+            if a_cap == 1000 {
+                // A holds the whole capacity, so b waits for one of a's releases, never behind a's
+                // queue: at most one a-request's run time (50 ms).
+                assert!(p99 <= alone_p99 + ms(50), "b's p99 {p99:?} against {alone_p99:?} alone");
+            } else {
+                // With room left by a's cap, b never waits.
+                assert_eq!(p99, alone_p99, "b's p99 under the flood against alone");
+            }
+        }
     }
 }

@@ -7,9 +7,10 @@
 //! the turn ends and the tenant goes to the back of the round, keeping its credit. A tenant that
 //! leaves the round (nothing queued, or at its own in-flight cap) loses its credit.
 //!
-//! Over any stretch in which two tenants stay queued, the units they start differ by at most one
-//! quantum plus one request, whatever their request sizes or arrival rates: fair by memory, not by
-//! request count. Within a tenant, requests start in arrival order.
+//! Over any stretch in which two tenants stay in the round, the units they start differ by less
+//! than one quantum plus two of their largest requests, whatever their request sizes or arrival
+//! rates (the deficit round robin bound): fair by memory, not by request count. Within a tenant,
+//! requests start in arrival order.
 //!
 //! **No starvation.** While the selected request does not fit the pod's free capacity (or a gate
 //! is closed), nothing else starts, exactly as the single FIFO behaved before tenants existed. A

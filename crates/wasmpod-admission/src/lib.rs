@@ -28,7 +28,7 @@ mod learned;
 mod rejection;
 mod tenant;
 
-pub use admission::{Admission, Admitted, Decision, Event, Request, Snapshot};
+pub use admission::{Admission, Admitted, Clock, Decision, Event, Request, Snapshot};
 pub use breaker::{units_from_header, Breaker, Grant, Ticket};
 pub use config::{
     high_water_mark, AdmissionError, BreakerConfig, DEFAULT_CAPACITY_MB, DEFAULT_FAIR_QUANTUM_MB,

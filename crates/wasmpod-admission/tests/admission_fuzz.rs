@@ -441,8 +441,9 @@ impl Harness {
                 let weight = self.real.weight(function, memory_mb);
                 prop_assert!(weight <= memory_mb, "weight {weight} above the declaration {memory_mb}");
                 prop_assert!(memory_mb == 0 || weight >= 1, "weight 0 for {memory_mb} MB");
-                let deadline = timeout_ms.map(|ms| now + Duration::from_millis(ms));
-                let request = Request { tenant: self.tenant_ids[tenant], function, memory_mb, deadline };
+                let queue_timeout = timeout_ms.map(Duration::from_millis);
+                let deadline = queue_timeout.map(|timeout| now + timeout);
+                let request = Request { tenant: self.tenant_ids[tenant], function, memory_mb, queue_timeout };
                 let gates_open = self.model.gates_open();
                 let decision = self.real.arrive(now, request, || label);
                 let expected = self.model.arrive(now, label, tenant, memory_mb, weight, deadline);
