@@ -2,7 +2,10 @@
 //! `--dry-run` output. No Kubernetes API server can run here, so the cluster is a **stand-in**: a
 //! local HTTP server that answers the Deployment read and the pod list and serves one pod's
 //! `/metrics` (it is not Kubernetes). The controller's requests and decisions are checked in
-//! detail in `crates/wasmpod-controller/tests/stand_in_api_server.rs`; this file checks the wiring.
+//! detail in `crates/wasmpod-controller/tests/stand_in_api_server.rs`; this file checks the wiring,
+//! and that the controller reads a real pod's `/metrics`.
+
+mod support;
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
@@ -16,7 +19,35 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
-const WASMPOD: &str = env!("CARGO_BIN_EXE_wasmpod");
+use support::{Server, WASMPOD};
+
+/// The controller's scrape against a real `wasmpod serve` started as Knative starts it: the five
+/// gauges it reads are the ones the server exports, with the `K_*` constant labels on them.
+#[test]
+fn the_controller_reads_a_real_pods_metrics() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        &[examples, "--concurrent-resource-request", "3000"],
+        &[("K_SERVICE", "hello"), ("K_REVISION", "hello-00001")],
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let load = runtime
+        .block_on(wasmpod_controller::scrape(
+            "hello-pod",
+            server.addr,
+            wasmpod_controller::DEFAULT_SCRAPE_TIMEOUT,
+        ))
+        .unwrap();
+    assert_eq!(load.capacity_mb, 3000.0);
+    let text = runtime.block_on(server.get("/metrics")).text();
+    assert!(
+        text.lines().any(|l| l.starts_with("wasmpod_capacity_memory_mb{") && l.ends_with("} 3000")),
+        "{text}"
+    );
+    assert_eq!(load.sample, wasmpod_autoscale::Sample { memory_mb: 0.0, concurrency: 0.0 });
+}
 
 #[test]
 fn autoscale_refuses_bad_flags_before_contacting_kubernetes() {
