@@ -1,4 +1,6 @@
-//! The command line: `wasmpod serve`, `wasmpod run` and `wasmpod compile`.
+//! The command line: `wasmpod serve`, `wasmpod run`, `wasmpod compile` and `wasmpod autoscale`.
+
+mod autoscale;
 
 use std::io::{IsTerminal, Read, Write};
 use std::net::SocketAddr;
@@ -34,6 +36,8 @@ enum Command {
     Run(RunArgs),
     /// Compile modules ahead of time into the artifact cache that `serve --cache-dir` reads.
     Compile(CompileArgs),
+    /// Scale a Kubernetes Deployment of wasmpod pods on the declared memory of their requests.
+    Autoscale(autoscale::AutoscaleArgs),
 }
 
 #[derive(Debug, Args)]
@@ -268,6 +272,7 @@ impl Cli {
             Command::Serve(args) => serve(args).await,
             Command::Run(args) => run_once(args).await,
             Command::Compile(args) => compile(args),
+            Command::Autoscale(args) => autoscale::autoscale(args).await,
         }
     }
 }
