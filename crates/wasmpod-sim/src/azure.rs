@@ -22,6 +22,13 @@ use crate::workload::{FunctionSpec, Trigger, Workload};
 /// Minutes in one day of the trace (the invocation file's columns `1` .. `1440`).
 pub const MINUTES_PER_DAY: usize = 1440;
 
+/// Run time of a function that has no durations row, ms: the synthetic workload's median
+/// (about half the trace's functions run under a second on average).
+pub const FALLBACK_DURATION_MS: f64 = 700.0;
+/// Memory of an app that has no memory row (days 13 and 14 have none), MB: the trace's median
+/// app commits about 150 MB.
+pub const FALLBACK_MEMORY_MB: f64 = 150.0;
+
 /// The files of one day of the trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AzureFiles {

@@ -11,16 +11,28 @@
 #![warn(missing_docs)]
 
 pub mod azure;
+mod chart;
+mod compare;
+mod cpu_share;
+mod engine;
 mod error;
+mod nodes;
+mod policy;
 mod profile;
 mod quantiles;
+mod report;
 pub mod synthetic;
 mod workload;
 
+pub use chart::write_charts;
+pub use compare::compare;
+pub use engine::simulate;
 pub use error::SimError;
+pub use policy::*;
 pub use profile::{
     FunctionProfile, Profiles, DEFAULT_INSTANCE_OVERHEAD_MB, DEFAULT_INSTANTIATE_MS,
     DEFAULT_LOAD_MS_PER_FUNCTION,
 };
 pub use quantiles::Quantiles;
+pub use report::{Comparison, Percentiles, PolicyReport, Rejected, TimelinePoint};
 pub use workload::{Arrival, FunctionSpec, Micros, Trigger, Workload, MINUTE};

@@ -1,4 +1,4 @@
-//! The command line: `wasmpod serve`, `wasmpod run` and `wasmpod compile`.
+//! The command line: `wasmpod serve`, `wasmpod run`, `wasmpod compile` and `wasmpod simulate`.
 
 use std::io::{IsTerminal, Read, Write};
 use std::net::SocketAddr;
@@ -36,6 +36,8 @@ enum Command {
     Run(RunArgs),
     /// Compile modules ahead of time into the artifact cache that `serve --cache-dir` reads.
     Compile(CompileArgs),
+    /// Simulate a cluster in virtual time and compare scaling policies on one workload.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -260,6 +262,7 @@ impl Cli {
             Command::Serve(args) => serve(args).await,
             Command::Run(args) => run_once(args).await,
             Command::Compile(args) => compile(args),
+            Command::Simulate(args) => crate::simulate::simulate(args),
         }
     }
 }
