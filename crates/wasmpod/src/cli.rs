@@ -1,4 +1,5 @@
-//! The command line: `wasmpod serve`, `wasmpod run`, `wasmpod compile` and `wasmpod autoscale`.
+//! The command line: `wasmpod serve`, `wasmpod run`, `wasmpod compile`, `wasmpod autoscale` and
+//! `wasmpod simulate`.
 
 mod autoscale;
 
@@ -38,6 +39,8 @@ enum Command {
     Compile(CompileArgs),
     /// Scale a Kubernetes Deployment of wasmpod pods on the declared memory of their requests.
     Autoscale(autoscale::AutoscaleArgs),
+    /// Simulate a cluster in virtual time and compare scaling policies on one workload.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -273,6 +276,7 @@ impl Cli {
             Command::Run(args) => run_once(args).await,
             Command::Compile(args) => compile(args),
             Command::Autoscale(args) => autoscale::autoscale(args).await,
+            Command::Simulate(args) => crate::simulate::simulate(args),
         }
     }
 }

@@ -1,0 +1,177 @@
+//! What running a function in wasmpod costs, from wasmpod's own measurements.
+//!
+//! The per-function figures come from the machine-readable results the Wasabi benchmark writes
+//! (`bench/results/wasabi-profiles.json`); the pod-wide ones default to the figures in the
+//! README's "Performance" section. Container figures are not measured here: they are parameters
+//! (see the README, "Density and the simulator").
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::SimError;
+use crate::quantiles::Quantiles;
+
+/// Per-call cost of instantiating a prepared module, in ms: `request/rust_hello` (12.9 µs, the
+/// README's criterion figure), which includes the store, the WASI context and the call.
+pub const DEFAULT_INSTANTIATE_MS: f64 = 0.0129;
+/// Cost of loading one function into a starting pod, in ms: 1,000 functions reach their first
+/// 200 in 126 ms from a warm artifact cache (README, "Performance").
+pub const DEFAULT_LOAD_MS_PER_FUNCTION: f64 = 0.126;
+/// Pod memory held per call in flight beyond the guest's own linear memory, in MB: 5,000
+/// sleeping requests take 450 MB of RSS, 77 KB each (README, "Performance").
+pub const DEFAULT_INSTANCE_OVERHEAD_MB: f64 = 0.077;
+
+/// One measured function: what one call of it takes when it has a core to itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionProfile {
+    /// The guest's name (`scrypt`, `imageblur`, ...).
+    pub name: String,
+    /// Median run time of one call, in ms.
+    pub p50_ms: f64,
+    /// 99th percentile run time of one call, in ms.
+    pub p99_ms: f64,
+    /// Peak linear memory of one call, in MB (what the runtime's limiter saw).
+    pub peak_memory_mb: f64,
+    /// The `Memory-Request` the benchmark's mix declares for it, in MB.
+    pub memory_request_mb: f64,
+    /// Time to instantiate it from its prepared module, in ms.
+    pub instantiate_ms: f64,
+    /// Share of a core it uses while running (1.0 for the compute-bound Wasabi functions).
+    #[serde(default = "one")]
+    pub cpu_share: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl FunctionProfile {
+    /// Its run time as a distribution: the median and the 99th percentile, joined
+    /// geometrically, with the ends held at half the median and twice the p99 past them.
+    pub fn duration_ms(&self) -> Quantiles {
+        Quantiles::from_points([
+            (0.0, self.p50_ms * 0.5),
+            (0.5, self.p50_ms),
+            (0.99, self.p99_ms.max(self.p50_ms)),
+            (1.0, self.p99_ms.max(self.p50_ms) * 2.0),
+        ])
+        .unwrap_or_else(|| Quantiles::constant(self.p50_ms))
+    }
+}
+
+/// The measured figures the simulator uses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profiles {
+    /// Measured functions; empty when no results file exists.
+    #[serde(default)]
+    pub functions: Vec<FunctionProfile>,
+    /// Per-call instantiation cost, in ms.
+    #[serde(default = "default_instantiate")]
+    pub instantiate_ms: f64,
+    /// Per-function load cost when a pod starts, in ms.
+    #[serde(default = "default_load")]
+    pub load_ms_per_function: f64,
+    /// Pod memory per call in flight beyond the guest's memory, in MB.
+    #[serde(default = "default_overhead")]
+    pub instance_overhead_mb: f64,
+}
+
+fn default_instantiate() -> f64 {
+    DEFAULT_INSTANTIATE_MS
+}
+fn default_load() -> f64 {
+    DEFAULT_LOAD_MS_PER_FUNCTION
+}
+fn default_overhead() -> f64 {
+    DEFAULT_INSTANCE_OVERHEAD_MB
+}
+
+impl Default for Profiles {
+    fn default() -> Self {
+        Profiles {
+            functions: Vec::new(),
+            instantiate_ms: DEFAULT_INSTANTIATE_MS,
+            load_ms_per_function: DEFAULT_LOAD_MS_PER_FUNCTION,
+            instance_overhead_mb: DEFAULT_INSTANCE_OVERHEAD_MB,
+        }
+    }
+}
+
+impl Profiles {
+    /// Reads a profiles file; a missing file gives the defaults (and no measured functions),
+    /// a malformed one is an error naming the file, line and field.
+    pub fn load(path: &Path) -> Result<Profiles, SimError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Profiles::default()),
+            Err(source) => return Err(SimError::Io { path: path.to_path_buf(), source }),
+        };
+        Profiles::parse(&text, path)
+    }
+
+    /// Parses the JSON text of a profiles file (`path` is for error messages).
+    pub fn parse(text: &str, path: &Path) -> Result<Profiles, SimError> {
+        let profiles: Profiles = serde_json::from_str(text).map_err(|e| SimError::Input {
+            path: path.to_path_buf(),
+            line: e.line() as u64,
+            field: String::new(),
+            reason: e.to_string(),
+        })?;
+        for (i, f) in profiles.functions.iter().enumerate() {
+            let checks = [
+                ("p50_ms", f.p50_ms),
+                ("p99_ms", f.p99_ms),
+                ("peak_memory_mb", f.peak_memory_mb),
+                ("memory_request_mb", f.memory_request_mb),
+                ("cpu_share", f.cpu_share),
+            ];
+            for (field, value) in checks {
+                if !(value.is_finite() && value > 0.0) {
+                    return Err(SimError::Input {
+                        path: path.to_path_buf(),
+                        line: 0,
+                        field: format!("functions[{i}].{field}"),
+                        reason: format!("{} must be a positive number, got {value}", f.name),
+                    });
+                }
+            }
+        }
+        Ok(profiles)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_file_gives_the_documented_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Profiles::load(&dir.path().join("none.json")).unwrap();
+        assert_eq!(p, Profiles::default());
+        assert_eq!(p.load_ms_per_function, DEFAULT_LOAD_MS_PER_FUNCTION);
+    }
+
+    #[test]
+    fn reads_measured_functions() {
+        let text = r#"{"functions": [{"name": "scrypt", "p50_ms": 80, "p99_ms": 95,
+            "peak_memory_mb": 3.2, "memory_request_mb": 8, "instantiate_ms": 0.05}],
+            "instantiate_ms": 0.02}"#;
+        let p = Profiles::parse(text, Path::new("p.json")).unwrap();
+        assert_eq!(p.functions[0].cpu_share, 1.0);
+        assert_eq!(p.instantiate_ms, 0.02);
+        assert_eq!(p.load_ms_per_function, DEFAULT_LOAD_MS_PER_FUNCTION);
+        let d = p.functions[0].duration_ms();
+        assert_eq!(d.median(), 80.0);
+        assert_eq!(d.at(0.99), 95.0);
+    }
+
+    #[test]
+    fn a_bad_figure_names_its_field() {
+        let text = r#"{"functions": [{"name": "x", "p50_ms": 0, "p99_ms": 1,
+            "peak_memory_mb": 1, "memory_request_mb": 1, "instantiate_ms": 0}]}"#;
+        let err = Profiles::parse(text, Path::new("p.json")).unwrap_err().to_string();
+        assert_eq!(err, "p.json:0: field \"functions[0].p50_ms\": x must be a positive number, got 0");
+    }
+}
