@@ -28,12 +28,12 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 if $quick; then
   # The workspace's feature set, as `cargo test --workspace` built it: nothing is rebuilt.
-  cargo build --workspace --bins
+  cargo build --workspace --bins --locked
   bin="$target_dir/debug"
   out=bench/results/wasabi-mix-quick
   extra=(--quick)
 else
-  cargo build --release --workspace --bins
+  cargo build --release --workspace --bins --locked
   bin="$target_dir/release"
   out=bench/results/wasabi-mix
   extra=()

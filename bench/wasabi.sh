@@ -29,11 +29,11 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 date=$(date -u +%FT%TZ)
 
 if $quick; then
-  cargo build --workspace --bins
+  cargo build --workspace --bins --locked
   "$target_dir/debug/wasabi-profile" --runs "$runs" --small --commit "$commit" --date "$date" \
     --json bench/results/wasabi-profiles-quick.json --markdown bench/results/wasabi-profiles-quick.md
 else
-  cargo build --release --workspace --bins
+  cargo build --release --workspace --bins --locked
   echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
   "$target_dir/release/wasabi-profile" --runs "$runs" --commit "$commit" --date "$date" \
     --json bench/results/wasabi-profiles.json --markdown bench/results/wasabi-profiles.md

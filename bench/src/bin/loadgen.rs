@@ -146,7 +146,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let targets: Vec<Target> =
                 serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
             if targets.is_empty() || targets.iter().any(|t| !(t.weight.is_finite() && t.weight > 0.0)) {
-                return Err(format!("{}: give at least one target, each with a positive weight", file.display()).into());
+                return Err(format!(
+                    "{}: give at least one target, each with a positive weight",
+                    file.display()
+                )
+                .into());
             }
             targets
         }
@@ -194,7 +198,9 @@ fn check_loopback(base: &http::Uri) -> Result<(), String> {
     let host = base.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
     let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
     if !loopback {
-        return Err(format!("--base {base}: only loopback addresses (127.0.0.0/8, ::1, localhost) are allowed"));
+        return Err(format!(
+            "--base {base}: only loopback addresses (127.0.0.0/8, ::1, localhost) are allowed"
+        ));
     }
     Ok(())
 }
@@ -219,9 +225,8 @@ async fn drive(
 ) -> (Vec<Record>, Duration) {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    let client: HttpClient = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(args.max_in_flight)
-        .build(connector);
+    let client: HttpClient =
+        Client::builder(TokioExecutor::new()).pool_max_idle_per_host(args.max_in_flight).build(connector);
     let records = Arc::new(Mutex::new(Vec::new()));
     let in_flight = Arc::new(AtomicUsize::new(0));
     let timeout = Duration::from_secs_f64(args.timeout.max(0.001));
@@ -244,7 +249,13 @@ async fn drive(
         next += gap(args.arrival, args.rate, rng.unit());
 
         if in_flight.load(Ordering::Relaxed) >= args.max_in_flight {
-            let record = Record { scheduled_ms, target, status: 0, latency_ms: 0.0, error: Some("dropped: client in-flight limit".into()) };
+            let record = Record {
+                scheduled_ms,
+                target,
+                status: 0,
+                latency_ms: 0.0,
+                error: Some("dropped: client in-flight limit".into()),
+            };
             records.lock().unwrap_or_else(|e| e.into_inner()).push(record);
             continue;
         }
@@ -267,7 +278,13 @@ async fn drive(
                 Err(_) => (0, Some(format!("timeout after {timeout:?}"))),
             };
             in_flight.fetch_sub(1, Ordering::Relaxed);
-            records.lock().unwrap_or_else(|e| e.into_inner()).push(Record { scheduled_ms, target, status, latency_ms, error });
+            records.lock().unwrap_or_else(|e| e.into_inner()).push(Record {
+                scheduled_ms,
+                target,
+                status,
+                latency_ms,
+                error,
+            });
         }));
     }
     for task in tasks {
@@ -366,10 +383,13 @@ mod tests {
 
     #[test]
     fn only_loopback_bases_are_accepted() {
-        for ok in ["http://127.0.0.1:3000", "http://127.1.2.3:1", "http://localhost:80", "http://[::1]:8080"] {
+        for ok in ["http://127.0.0.1:3000", "http://127.1.2.3:1", "http://localhost:80", "http://[::1]:8080"]
+        {
             assert!(check_loopback(&ok.parse().unwrap()).is_ok(), "{ok}");
         }
-        for bad in ["http://10.0.0.1:3000", "http://example.com", "https://127.0.0.1:3000", "http://192.168.1.1"] {
+        for bad in
+            ["http://10.0.0.1:3000", "http://example.com", "https://127.0.0.1:3000", "http://192.168.1.1"]
+        {
             assert!(check_loopback(&bad.parse().unwrap()).is_err(), "{bad}");
         }
     }

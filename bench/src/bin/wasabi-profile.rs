@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::Parser;
 use serde::Serialize;
-use wasmpod_runtime::{build_engine, EngineOptions, FunctionSpec, RequestLimits, Runtime, WagiInput};
+use wasmpod_runtime::{build_engine, EngineOptions, FunctionSpec, Guest, RequestLimits, Runtime, WagiInput};
 use wasmtime::{Config, Engine, Linker, Module, Store};
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
@@ -99,8 +99,13 @@ struct FunctionProfile {
 }
 
 /// The size parameter of each function's small case (`--small`).
-const SMALL_CASES: &[(&str, &str)] =
-    &[("genpdf", "50"), ("imageblur", "100"), ("json-compression", "20000"), ("rsa-keygen", "512"), ("scrypt", "50")];
+const SMALL_CASES: &[(&str, &str)] = &[
+    ("genpdf", "50"),
+    ("imageblur", "100"),
+    ("json-compression", "20000"),
+    ("rsa-keygen", "512"),
+    ("scrypt", "50"),
+];
 
 #[derive(Debug, Clone, Copy, Serialize)]
 struct Percentiles {
@@ -197,6 +202,9 @@ async fn profile(name: &str, path: &str, args: &Args) -> Result<FunctionProfile,
     let runtime = Runtime::new(&options)?;
     let registry = runtime.load(&[FunctionSpec::new(format!("/{name}"), path)], None).await?;
     let function = registry.lookup(&format!("/{name}")).ok_or("function not loaded")?.clone();
+    let Guest::Wagi(module) = function.guest() else {
+        return Err(format!("{name} is not a core module").into());
+    };
     let limits = RequestLimits { timeout: Duration::from_secs(600), ..RequestLimits::default() };
 
     // WasmBox: the artifact its deployment ships, compiled once by an engine of the config it
@@ -218,7 +226,7 @@ async fn profile(name: &str, path: &str, args: &Args) -> Result<FunctionProfile,
             body: Bytes::from(parameter.to_owned()),
         };
         let started = Instant::now();
-        let outcome = function.run(input, &limits).await?;
+        let outcome = module.run(input, &limits).await?;
         run_ms.push(started.elapsed().as_secs_f64() * 1e3);
         instantiate_us.push(outcome.instantiate.as_secs_f64() * 1e6);
         peak = peak.max(outcome.peak_memory_bytes);
@@ -231,14 +239,19 @@ async fn profile(name: &str, path: &str, args: &Args) -> Result<FunctionProfile,
         // which wasmtime-wasi's synchronous WASI would otherwise block).
         let (total, prepare, text) = std::thread::scope(|scope| {
             scope
-                .spawn(|| run_per_request(&per_request_config, &artifact, name, parameter).map_err(|e| e.to_string()))
+                .spawn(|| {
+                    run_per_request(&per_request_config, &artifact, name, parameter)
+                        .map_err(|e| e.to_string())
+                })
                 .join()
                 .unwrap_or_else(|_| Err("the per-request run panicked".to_owned()))
         })?;
         per_request_ms.push(total.as_secs_f64() * 1e3);
         per_request_prepare_ms.push(prepare.as_secs_f64() * 1e3);
         if !text.starts_with(output.split(':').next().unwrap_or_default()) {
-            return Err(format!("{name}: the two designs printed different lines: {text:?} vs {output:?}").into());
+            return Err(
+                format!("{name}: the two designs printed different lines: {text:?} vs {output:?}").into()
+            );
         }
     }
     let run = Percentiles::of(&run_ms);
@@ -341,8 +354,9 @@ fn machine() -> Machine {
         .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim()))
         .unwrap_or("unknown")
         .to_owned();
-    let kernel =
-        std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
     let memory_mib = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {

@@ -51,7 +51,8 @@ mod tests {
 
     #[test]
     fn every_wasabi_function_is_a_wasm_module() {
-        let expected = [wasabi::GENPDF, wasabi::IMAGEBLUR, wasabi::JSON_COMPRESSION, wasabi::RSA_KEYGEN, wasabi::SCRYPT];
+        let expected =
+            [wasabi::GENPDF, wasabi::IMAGEBLUR, wasabi::JSON_COMPRESSION, wasabi::RSA_KEYGEN, wasabi::SCRYPT];
         assert_eq!(wasabi::ALL.iter().map(|(_, p)| *p).collect::<Vec<_>>(), expected);
         for path in expected {
             let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -8,7 +8,11 @@ use wasmpod_guests::wasabi;
 
 /// `(function, size parameter, start of the expected line)`: each small enough for a debug CI.
 const SMALL_CASES: &[(&str, &str, &str)] = &[
-    ("scrypt", "5", "SCRYPT Executed: 5 strings of 64 characters hashed (log2 N = 10, r = 1, p = 1, 32 bytes)"),
+    (
+        "scrypt",
+        "5",
+        "SCRYPT Executed: 5 strings of 64 characters hashed (log2 N = 10, r = 1, p = 1, 32 bytes)",
+    ),
     ("json-compression", "1000", "JSON-COMPRESSION Executed: 1000 records of 100 characters (100000 bytes)"),
     ("imageblur", "64", "IMAGEBLUR Executed: 64x64 image blurred (sigma 10)"),
     ("rsa-keygen", "512", "RSA Executed: 512-bit key pair generated"),
