@@ -27,8 +27,9 @@ cd "$repo"
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 if $quick; then
-  # The workspace's feature set, as `cargo test --workspace` built it: nothing is rebuilt.
-  cargo build --workspace --bins --locked
+  # What `cargo test --workspace` builds (bench/tests runs loadgen): after the tests, as in CI,
+  # nothing is rebuilt.
+  cargo test --workspace --locked --no-run
   bin="$target_dir/debug"
   out=bench/results/wasabi-mix-quick
   extra=(--quick)
