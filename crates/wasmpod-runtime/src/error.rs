@@ -16,6 +16,17 @@ pub enum Error {
         /// What went wrong, for a person.
         reason: String,
     },
+    /// A route's entrypoint is not an export of its module. WAGI serves such a route with a 500
+    /// per request; so does wasmpod, unless `--strict`.
+    #[error("route {route:?}: module {}: no exported function {entrypoint:?} (the entrypoint)", module.display())]
+    MissingEntrypoint {
+        /// The route as configured (or as `_routes` printed it).
+        route: String,
+        /// The module file.
+        module: PathBuf,
+        /// The export named as the entrypoint.
+        entrypoint: String,
+    },
     /// The engine could not be built or WASI linked (a bug or an unsupported host, not a user error).
     #[error("engine: {0}")]
     Engine(String),
