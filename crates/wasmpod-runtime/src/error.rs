@@ -81,6 +81,9 @@ pub enum RunError {
     /// Every instance slot of the pool is in use (503: admission should have prevented it).
     #[error("no instance slot free (pool exhausted): {0}")]
     PoolExhausted(String),
+    /// The function could not be loaded; the reason is its load error.
+    #[error("function not loaded: {0}")]
+    Unavailable(String),
     /// A WAGI guest's stdout is not a valid CGI response.
     #[error("guest output: {0}")]
     Output(#[from] wasmpod_wagi::OutputError),
@@ -97,6 +100,7 @@ impl RunError {
             RunError::Instantiate(_) => "instantiate",
             RunError::PoolExhausted(_) => "pool_exhausted",
             RunError::Output(_) => "bad_output",
+            RunError::Unavailable(_) => "unavailable",
         }
     }
 

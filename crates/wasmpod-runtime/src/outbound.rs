@@ -43,7 +43,6 @@ impl OutboundPolicy {
         tracing::warn!(%function, %target, "outbound request denied: not in allowed_hosts");
         false
     }
-
 }
 
 /// Sends `request` with wasmtime's client: connecting within [`OUTBOUND_CONNECT_TIMEOUT`], the

@@ -72,7 +72,13 @@ impl Runtime {
                 None => return Err(Error::Engine("a module was not compiled".to_owned())),
             };
             let prepared = self
-                .prepare_source(&Arc::new(spec.clone()), &file.compiled, log_dir, &mut counters, Entrypoints::Required)
+                .prepare_source(
+                    &Arc::new(spec.clone()),
+                    &file.compiled,
+                    log_dir,
+                    &mut counters,
+                    Entrypoints::Required,
+                )
                 .await?;
             for function in prepared.functions {
                 registry.push(function);
@@ -100,7 +106,9 @@ impl Runtime {
         let engine = self.engine.clone();
         let cache = self.cache.clone();
         let paths: Vec<PathBuf> = jobs.iter().map(|(path, _)| path.clone()).collect();
-        match tokio::task::spawn_blocking(move || compile_in_parallel(&engine, cache.as_ref(), jobs, threads)).await {
+        match tokio::task::spawn_blocking(move || compile_in_parallel(&engine, cache.as_ref(), jobs, threads))
+            .await
+        {
             Ok(compiled) => compiled.into_iter().collect(),
             Err(e) => paths
                 .into_iter()
@@ -128,8 +136,10 @@ impl Runtime {
         let module = match (compiled, spec.interface) {
             (Compiled::Module(module), None | Some(Interface::Wagi)) => module,
             (Compiled::Module(module), Some(Interface::Raw)) => {
-                let command = self.prepare_command(spec, module, &route, &spec.entrypoint, log_dir, counters)?;
-                prepared.push((Function::new(route, spec.clone(), Guest::Raw(RawProgram::new(command))), None));
+                let command =
+                    self.prepare_command(spec, module, &route, &spec.entrypoint, log_dir, counters)?;
+                prepared
+                    .push((Function::new(route, spec.clone(), Guest::Raw(RawProgram::new(command))), None));
                 return Ok(prepared);
             }
             (Compiled::Component(component), None | Some(Interface::WasiHttp)) => {
@@ -146,14 +156,18 @@ impl Runtime {
                 return Err(module_error(&route.text(), spec, reason));
             }
         };
-        let parent = self.wagi_route(spec, module, route.clone(), &spec.entrypoint, log_dir, counters, entrypoints)?;
+        let parent =
+            self.wagi_route(spec, module, route.clone(), &spec.entrypoint, log_dir, counters, entrypoints)?;
         if module.get_export("_routes").is_some() {
             // `_routes` runs once, in an instance of its own.
             let runner = self.prepare_wagi(spec, module, &route, "_routes", log_dir, counters)?;
-            let sub_routes =
-                runner.dynamic_routes(&route).await.map_err(|reason| module_error(&route.text(), spec, reason))?;
+            let sub_routes = runner
+                .dynamic_routes(&route)
+                .await
+                .map_err(|reason| module_error(&route.text(), spec, reason))?;
             for (pattern, entrypoint) in sub_routes.into_iter().rev() {
-                let sub = self.wagi_route(spec, module, pattern, &entrypoint, log_dir, counters, entrypoints)?;
+                let sub =
+                    self.wagi_route(spec, module, pattern, &entrypoint, log_dir, counters, entrypoints)?;
                 prepared.push(sub);
             }
         }
@@ -337,7 +351,8 @@ fn compile_in_parallel(
     let workers = threads.min(jobs.len()).max(1);
     let next = AtomicUsize::new(0);
     let from_cache = AtomicUsize::new(0);
-    let results: Mutex<Vec<(PathBuf, Result<CompiledFile, Error>)>> = Mutex::new(Vec::with_capacity(jobs.len()));
+    let results: Mutex<Vec<(PathBuf, Result<CompiledFile, Error>)>> =
+        Mutex::new(Vec::with_capacity(jobs.len()));
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..workers {
@@ -390,7 +405,9 @@ fn compile_one(
     let compile_time = start.elapsed();
     let stamp = match (stamp, FileStamp::of(path)) {
         (Some(before), Some(after)) if before == after => after,
-        _ => return Err(module_error("the file changed while it was read (still being written?)".to_owned())),
+        _ => {
+            return Err(module_error("the file changed while it was read (still being written?)".to_owned()))
+        }
     };
     let elapsed_ms = compile_time.as_secs_f64() * 1000.0;
     if outcome == CacheOutcome::Hit {

@@ -115,7 +115,6 @@ impl HttpComponent {
         Ok(HttpComponent { pre, outbound, sandbox })
     }
 
-
     /// Serves one request with a component: returns once the guest has set its response (or has
     /// failed without one). The guest goes on running on a task of its own while the response
     /// body streams; `on_end` is called when it finishes, and whatever it holds (the admission
