@@ -23,4 +23,4 @@ pub use error::ConfigError;
 pub use folder::{folder_function, is_ignored_name, module_name, read_functions_dir};
 pub use modules_toml::{parse_modules_toml, read_modules_toml};
 pub use sidecar::parse_sidecar;
-pub use spec::{FunctionSpec, Interface, LoadedConfig};
+pub use spec::{FunctionSource, FunctionSpec, Interface, LoadedConfig};

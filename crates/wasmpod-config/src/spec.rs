@@ -100,6 +100,32 @@ impl Interface {
     }
 }
 
+/// Where a pod's functions come from: read at start and again on every reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FunctionSource {
+    /// A served folder ([`crate::read_functions_dir`]).
+    Folder(PathBuf),
+    /// A WAGI `modules.toml` ([`crate::read_modules_toml`]).
+    ModulesToml(PathBuf),
+}
+
+impl FunctionSource {
+    /// Reads the functions it describes now.
+    pub fn read(&self) -> Result<LoadedConfig, crate::ConfigError> {
+        match self {
+            FunctionSource::Folder(dir) => crate::read_functions_dir(dir),
+            FunctionSource::ModulesToml(file) => crate::read_modules_toml(file),
+        }
+    }
+
+    /// The folder or the file.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            FunctionSource::Folder(path) | FunctionSource::ModulesToml(path) => path,
+        }
+    }
+}
+
 /// The result of reading a configuration: the functions, and the warnings worth a log line
 /// (unknown keys, an empty folder).
 #[derive(Debug, Default)]

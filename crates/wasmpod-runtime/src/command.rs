@@ -102,7 +102,7 @@ impl Command {
         // Only a module that can call out needs its allow-list (as in WAGI, which never read it
         // otherwise); a malformed one stops the load instead of failing every call.
         let outbound = if module.imports().any(|i| i.module() == experimental_http::MODULE) {
-            Some(Arc::new(OutboundPolicy::parse(&spec.allowed_hosts)?))
+            Some(Arc::new(OutboundPolicy::parse(&spec.allowed_hosts, sandbox.denied.clone())?))
         } else {
             None
         };
@@ -132,11 +132,6 @@ impl Command {
     /// The export a request calls.
     pub(crate) fn entrypoint(&self) -> &str {
         &self.entrypoint_name
-    }
-
-    /// Outbound calls this module was refused, since load.
-    pub(crate) fn outbound_denied(&self) -> u64 {
-        self.outbound.as_ref().map_or(0, |policy| policy.denied())
     }
 
     /// Runs one request in a fresh instance and returns what it printed.

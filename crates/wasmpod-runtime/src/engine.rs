@@ -64,6 +64,9 @@ pub fn build_engine(options: &EngineOptions) -> Result<Engine, Error> {
     let mut config = Config::new();
     config
         .epoch_interruption(true)
+        // One module compiles on one thread: the callers choose how many threads compile, so
+        // that a large module compiled during a reload never takes every core from serving.
+        .parallel_compilation(false)
         .wasm_component_model(true)
         .memory_init_cow(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

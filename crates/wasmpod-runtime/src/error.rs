@@ -16,6 +16,17 @@ pub enum Error {
         /// What went wrong, for a person.
         reason: String,
     },
+    /// A route's entrypoint is not an export of its module. WAGI serves such a route with a 500
+    /// per request; so does wasmpod, unless `--strict`.
+    #[error("route {route:?}: module {}: no exported function {entrypoint:?} (the entrypoint)", module.display())]
+    MissingEntrypoint {
+        /// The route as configured (or as `_routes` printed it).
+        route: String,
+        /// The module file.
+        module: PathBuf,
+        /// The export named as the entrypoint.
+        entrypoint: String,
+    },
     /// The engine could not be built or WASI linked (a bug or an unsupported host, not a user error).
     #[error("engine: {0}")]
     Engine(String),
@@ -70,6 +81,9 @@ pub enum RunError {
     /// Every instance slot of the pool is in use (503: admission should have prevented it).
     #[error("no instance slot free (pool exhausted): {0}")]
     PoolExhausted(String),
+    /// The function could not be loaded; the reason is its load error.
+    #[error("function not loaded: {0}")]
+    Unavailable(String),
     /// A WAGI guest's stdout is not a valid CGI response.
     #[error("guest output: {0}")]
     Output(#[from] wasmpod_wagi::OutputError),
@@ -86,6 +100,7 @@ impl RunError {
             RunError::Instantiate(_) => "instantiate",
             RunError::PoolExhausted(_) => "pool_exhausted",
             RunError::Output(_) => "bad_output",
+            RunError::Unavailable(_) => "unavailable",
         }
     }
 

@@ -1,10 +1,11 @@
 //! A loaded function: its route, its configuration, and the guest behind it, of one of the kinds
-//! wasmpod serves.
+//! wasmpod serves (or the reason it has none).
 
 use std::sync::Arc;
 
 use wasmpod_wagi::RoutePattern;
 
+use crate::store::Sandbox;
 use crate::{FunctionSpec, HttpComponent, RawProgram, WagiModule};
 
 /// One routable function: a guest prepared once, and the route and settings it serves under.
@@ -26,15 +27,15 @@ pub enum Guest {
     Raw(RawProgram),
     /// A `wasi:http/incoming-handler` component, told apart by its bytes.
     Http(HttpComponent),
+    /// A function that could not be loaded (and had no earlier version to keep): its route
+    /// answers 500, and the reason is logged with each request. WAGI's rule for a missing
+    /// entrypoint, and wasmpod's for every load failure after start.
+    Failed(Arc<str>),
 }
 
 impl Function {
     pub(crate) fn new(route: RoutePattern, spec: Arc<FunctionSpec>, guest: Guest) -> Function {
-        let name = match &guest {
-            Guest::Wagi(module) => module.command.sandbox.name.clone(),
-            Guest::Raw(program) => program.command.sandbox.name.clone(),
-            Guest::Http(component) => component.sandbox.name.clone(),
-        };
+        let name = Arc::from(route.text().as_str());
         Function { route, name, spec, guest }
     }
 
@@ -58,21 +59,35 @@ impl Function {
         &self.guest
     }
 
+    /// Why the function cannot serve, when it cannot.
+    pub fn load_error(&self) -> Option<&str> {
+        match &self.guest {
+            Guest::Failed(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
     /// The export a request calls; a component's is `wasi:http/incoming-handler`.
     pub fn entrypoint(&self) -> &str {
         match &self.guest {
             Guest::Wagi(module) => module.command.entrypoint(),
             Guest::Raw(program) => program.command.entrypoint(),
             Guest::Http(_) => crate::wasi_http::INCOMING_HANDLER,
+            Guest::Failed(_) => &self.spec.entrypoint,
         }
     }
 
-    /// Outbound requests this function was refused by its `allowed_hosts`, since load.
+    /// Outbound requests this function was refused by its `allowed_hosts`, across its versions.
     pub fn outbound_denied(&self) -> u64 {
+        self.sandbox().map_or(0, Sandbox::denied)
+    }
+
+    pub(crate) fn sandbox(&self) -> Option<&Sandbox> {
         match &self.guest {
-            Guest::Wagi(module) => module.command.outbound_denied(),
-            Guest::Raw(program) => program.command.outbound_denied(),
-            Guest::Http(component) => component.outbound_denied(),
+            Guest::Wagi(module) => Some(&module.command.sandbox),
+            Guest::Raw(program) => Some(&program.command.sandbox),
+            Guest::Http(component) => Some(&component.sandbox),
+            Guest::Failed(_) => None,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,16 +21,17 @@ pub const OUTBOUND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A function's outbound rules and what they refused: one per function, built at load and shared
 /// by its requests.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct OutboundPolicy {
     allowed_hosts: AllowedHosts,
-    denied: AtomicU64,
+    /// The function's refusal count, shared by its versions (a reload does not restart it).
+    denied: Arc<AtomicU64>,
 }
 
 impl OutboundPolicy {
     /// Parses `allowed_hosts`, or says which entry is malformed and why.
-    pub(crate) fn parse(allowed_hosts: &[String]) -> Result<OutboundPolicy, String> {
-        Ok(OutboundPolicy { allowed_hosts: AllowedHosts::parse(allowed_hosts)?, denied: AtomicU64::new(0) })
+    pub(crate) fn parse(allowed_hosts: &[String], denied: Arc<AtomicU64>) -> Result<OutboundPolicy, String> {
+        Ok(OutboundPolicy { allowed_hosts: AllowedHosts::parse(allowed_hosts)?, denied })
     }
 
     /// Whether `function` may call `target`; a refusal is counted and logged.
@@ -40,11 +42,6 @@ impl OutboundPolicy {
         self.denied.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(%function, %target, "outbound request denied: not in allowed_hosts");
         false
-    }
-
-    /// Calls refused since load, for the metrics.
-    pub(crate) fn denied(&self) -> u64 {
-        self.denied.load(Ordering::Relaxed)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -53,72 +53,149 @@ impl Runtime {
         self.engine.pooling_allocator_metrics().map_or(0, |m| m.core_instances())
     }
 
-    /// Loads every function, or none: a module that is missing, invalid, or whose `_routes` fails
-    /// stops the load with an error that names the route and the reason.
+    /// Loads every function, or none: a module that is missing, invalid, whose `_routes` fails or
+    /// whose entrypoint is not exported stops the load with an error that names the route and
+    /// the reason. (A served pod loads through [`crate::LiveRegistry`], which keeps serving
+    /// around a broken function.)
     ///
     /// Each distinct module file is compiled once (or mapped from the artifact cache), in parallel
     /// across the machine's cores, with a log line giving its compile or load time.
     pub async fn load(&self, specs: &[FunctionSpec], log_dir: Option<&Path>) -> Result<Registry, Error> {
-        let modules = self.compile_all(specs).await?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut files = self.compile_files(specs.iter(), threads).await;
         let mut registry = Registry::default();
+        let mut counters = Counters::new();
         for spec in specs {
-            let spec = Arc::new(spec.clone());
-            let route = RoutePattern::parse(&spec.route);
-            let module = match (&modules[&spec.module], spec.interface) {
-                (Compiled::Module(module), None | Some(Interface::Wagi)) => module,
-                (Compiled::Module(module), Some(Interface::Raw)) => {
-                    let command = self.prepare_command(&spec, module, &route, &spec.entrypoint, log_dir)?;
-                    let guest = Guest::Raw(RawProgram::new(command));
-                    registry.push(Arc::new(Function::new(route, spec.clone(), guest)));
-                    continue;
-                }
-                (Compiled::Component(component), None | Some(Interface::WasiHttp)) => {
-                    registry.push(Arc::new(self.prepare_component(&spec, component, route, log_dir)?));
-                    continue;
-                }
-                (Compiled::Module(_), Some(interface @ Interface::WasiHttp))
-                | (Compiled::Component(_), Some(interface @ (Interface::Wagi | Interface::Raw))) => {
-                    let (needs, is) = match interface {
-                        Interface::WasiHttp => ("a component", "a core module"),
-                        _ => ("a core module (a WASI command)", "a component"),
-                    };
-                    let reason =
-                        format!("interface {:?} needs {needs}, and this file is {is}", interface.name());
-                    return Err(module_error(&route.text(), &spec, reason));
-                }
+            let file = match files.get_mut(&spec.module) {
+                Some(Ok(file)) => &*file,
+                Some(Err(e)) => return Err(std::mem::replace(e, Error::Engine(String::new()))),
+                None => return Err(Error::Engine("a module was not compiled".to_owned())),
             };
-            let parent = self.prepare_wagi(&spec, module, &route, &spec.entrypoint, log_dir)?;
-            if module.get_export("_routes").is_some() {
-                let sub_routes = parent
-                    .dynamic_routes(&route)
-                    .await
-                    .map_err(|reason| module_error(&route.text(), &spec, reason))?;
-                // WAGI's precedence: the module's sub-routes, last printed first, then its own route.
-                for (pattern, entrypoint) in sub_routes.into_iter().rev() {
-                    let sub = self.prepare_wagi(&spec, module, &pattern, &entrypoint, log_dir)?;
-                    registry.push(Arc::new(Function::new(pattern, spec.clone(), Guest::Wagi(sub))));
-                }
+            let prepared = self
+                .prepare_source(
+                    &Arc::new(spec.clone()),
+                    &file.compiled,
+                    log_dir,
+                    &mut counters,
+                    Entrypoints::Required,
+                )
+                .await?;
+            for function in prepared.functions {
+                registry.push(function);
             }
-            registry.push(Arc::new(Function::new(route, spec, Guest::Wagi(parent))));
         }
         Ok(registry)
     }
 
-    async fn compile_all(&self, specs: &[FunctionSpec]) -> Result<HashMap<PathBuf, Compiled>, Error> {
+    /// Compiles each distinct module file of `specs` once (or maps it from the artifact cache),
+    /// on at most `threads` threads, off the async workers. Every file gets its own result.
+    pub(crate) async fn compile_files<'s>(
+        &self,
+        specs: impl Iterator<Item = &'s FunctionSpec>,
+        threads: usize,
+    ) -> HashMap<PathBuf, Result<CompiledFile, Error>> {
         // Each distinct file once, in config order (a set, not a scan: pods load 10,000 functions).
         let mut seen = HashSet::new();
         let jobs: Vec<(PathBuf, String)> = specs
-            .iter()
             .filter(|spec| seen.insert(&spec.module))
             .map(|spec| (spec.module.clone(), spec.route.clone()))
             .collect();
+        if jobs.is_empty() {
+            return HashMap::new();
+        }
         let engine = self.engine.clone();
         let cache = self.cache.clone();
-        let compiled =
-            tokio::task::spawn_blocking(move || compile_in_parallel(&engine, cache.as_ref(), jobs))
+        let paths: Vec<PathBuf> = jobs.iter().map(|(path, _)| path.clone()).collect();
+        match tokio::task::spawn_blocking(move || compile_in_parallel(&engine, cache.as_ref(), jobs, threads))
+            .await
+        {
+            Ok(compiled) => compiled.into_iter().collect(),
+            Err(e) => paths
+                .into_iter()
+                .map(|path| (path, Err(Error::Engine(format!("compile task failed: {e}")))))
+                .collect(),
+        }
+    }
+
+    /// Prepares every route of one configured function from its compiled file: one for a raw
+    /// program or a component; for a WAGI module its own route and those its `_routes` prints
+    /// (in WAGI's precedence: the sub-routes, last printed first, then its own).
+    ///
+    /// A route whose entrypoint is not exported is an error under [`Entrypoints::Required`], and
+    /// a [`Guest::Failed`] function (500 per request, as in WAGI) with a warning otherwise.
+    pub(crate) async fn prepare_source(
+        &self,
+        spec: &Arc<FunctionSpec>,
+        compiled: &Compiled,
+        log_dir: Option<&Path>,
+        counters: &mut Counters,
+        entrypoints: Entrypoints,
+    ) -> Result<Prepared, Error> {
+        let route = RoutePattern::parse(&spec.route);
+        let mut prepared = Prepared::default();
+        let module = match (compiled, spec.interface) {
+            (Compiled::Module(module), None | Some(Interface::Wagi)) => module,
+            (Compiled::Module(module), Some(Interface::Raw)) => {
+                let command =
+                    self.prepare_command(spec, module, &route, &spec.entrypoint, log_dir, counters)?;
+                prepared
+                    .push((Function::new(route, spec.clone(), Guest::Raw(RawProgram::new(command))), None));
+                return Ok(prepared);
+            }
+            (Compiled::Component(component), None | Some(Interface::WasiHttp)) => {
+                prepared.push((self.prepare_component(spec, component, route, log_dir, counters)?, None));
+                return Ok(prepared);
+            }
+            (Compiled::Module(_), Some(interface @ Interface::WasiHttp))
+            | (Compiled::Component(_), Some(interface @ (Interface::Wagi | Interface::Raw))) => {
+                let (needs, is) = match interface {
+                    Interface::WasiHttp => ("a component", "a core module"),
+                    _ => ("a core module (a WASI command)", "a component"),
+                };
+                let reason = format!("interface {:?} needs {needs}, and this file is {is}", interface.name());
+                return Err(module_error(&route.text(), spec, reason));
+            }
+        };
+        let parent =
+            self.wagi_route(spec, module, route.clone(), &spec.entrypoint, log_dir, counters, entrypoints)?;
+        if module.get_export("_routes").is_some() {
+            // `_routes` runs once, in an instance of its own.
+            let runner = self.prepare_wagi(spec, module, &route, "_routes", log_dir, counters)?;
+            let sub_routes = runner
+                .dynamic_routes(&route)
                 .await
-                .map_err(|e| Error::Engine(format!("compile task failed: {e}")))??;
-        Ok(compiled.into_iter().collect())
+                .map_err(|reason| module_error(&route.text(), spec, reason))?;
+            for (pattern, entrypoint) in sub_routes.into_iter().rev() {
+                let sub =
+                    self.wagi_route(spec, module, pattern, &entrypoint, log_dir, counters, entrypoints)?;
+                prepared.push(sub);
+            }
+        }
+        prepared.push(parent);
+        Ok(prepared)
+    }
+
+    /// One route of a WAGI module: ready, or failed for a missing entrypoint when `entrypoints`
+    /// allows it (with the warning).
+    #[allow(clippy::too_many_arguments)]
+    fn wagi_route(
+        &self,
+        spec: &Arc<FunctionSpec>,
+        module: &Module,
+        route: RoutePattern,
+        entrypoint: &str,
+        log_dir: Option<&Path>,
+        counters: &mut Counters,
+        entrypoints: Entrypoints,
+    ) -> Result<(Function, Option<Error>), Error> {
+        match self.prepare_wagi(spec, module, &route, entrypoint, log_dir, counters) {
+            Ok(wagi) => Ok((Function::new(route, spec.clone(), Guest::Wagi(wagi)), None)),
+            Err(error @ Error::MissingEntrypoint { .. }) if entrypoints == Entrypoints::ServeFailed => {
+                let failed = Guest::Failed(Arc::from(error.to_string().as_str()));
+                Ok((Function::new(route, spec.clone(), failed), Some(error)))
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Links a core module once for one route and entrypoint as a WAGI module.
@@ -129,8 +206,9 @@ impl Runtime {
         route: &RoutePattern,
         entrypoint: &str,
         log_dir: Option<&Path>,
+        counters: &mut Counters,
     ) -> Result<WagiModule, Error> {
-        let command = self.prepare_command(spec, module, route, entrypoint, log_dir)?;
+        let command = self.prepare_command(spec, module, route, entrypoint, log_dir, counters)?;
         Ok(WagiModule::new(command, spec.argv.clone()))
     }
 
@@ -143,9 +221,17 @@ impl Runtime {
         route: &RoutePattern,
         entrypoint: &str,
         log_dir: Option<&Path>,
+        counters: &mut Counters,
     ) -> Result<Command, Error> {
         let name: Arc<str> = Arc::from(route.text().as_str());
-        let sandbox = Sandbox::new(name.clone(), spec, GuestLog::open(log_dir, &name)?);
+        if module.get_export(entrypoint).is_none() {
+            return Err(Error::MissingEntrypoint {
+                route: name.to_string(),
+                module: spec.module.clone(),
+                entrypoint: entrypoint.to_owned(),
+            });
+        }
+        let sandbox = Sandbox::new(name.clone(), spec, GuestLog::open(log_dir, &name)?, counters.get(&name));
         Command::prepare(&self.command_linker, module, entrypoint, spec, sandbox)
             .map_err(|reason| module_error(&name, spec, reason))
     }
@@ -158,12 +244,64 @@ impl Runtime {
         component: &Component,
         route: RoutePattern,
         log_dir: Option<&Path>,
+        counters: &mut Counters,
     ) -> Result<Function, Error> {
         let name: Arc<str> = Arc::from(route.text().as_str());
-        let sandbox = Sandbox::new(name.clone(), spec, GuestLog::open(log_dir, &name)?);
+        let sandbox = Sandbox::new(name.clone(), spec, GuestLog::open(log_dir, &name)?, counters.get(&name));
         let component = HttpComponent::prepare(&self.component_linker, component, spec, sandbox)
             .map_err(|reason| module_error(&name, spec, reason))?;
         Ok(Function::new(route, spec.clone(), Guest::Http(component)))
+    }
+}
+
+/// Whether a route whose entrypoint is not exported stops the load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Entrypoints {
+    /// It is a load error (`Runtime::load`, `--strict`).
+    Required,
+    /// It loads as a [`Guest::Failed`] function that answers 500, with a warning (WAGI's rule).
+    ServeFailed,
+}
+
+/// The routes one configured function became.
+#[derive(Default)]
+pub(crate) struct Prepared {
+    /// In precedence order.
+    pub(crate) functions: Vec<Arc<Function>>,
+    /// Routes that loaded as failed ([`Entrypoints::ServeFailed`]).
+    pub(crate) warnings: Vec<Error>,
+}
+
+impl Prepared {
+    fn push(&mut self, (function, warning): (Function, Option<Error>)) {
+        self.functions.push(Arc::new(function));
+        self.warnings.extend(warning);
+    }
+}
+
+/// Each function's outbound refusal count by name, shared by its versions.
+#[derive(Default)]
+pub(crate) struct Counters(HashMap<Arc<str>, Arc<AtomicU64>>);
+
+impl Counters {
+    pub(crate) fn new() -> Counters {
+        Counters::default()
+    }
+
+    /// The counter of `name`, created at 0 the first time.
+    fn get(&mut self, name: &Arc<str>) -> Arc<AtomicU64> {
+        self.0.entry(name.clone()).or_default().clone()
+    }
+
+    /// The counters of `functions` (what a new [`Counters`] for the next load starts from).
+    pub(crate) fn of<'f>(functions: impl Iterator<Item = &'f Arc<Function>>) -> Counters {
+        let mut counters = Counters::new();
+        for function in functions {
+            if let Some(sandbox) = function.sandbox() {
+                counters.0.insert(function.name().clone(), sandbox.denied.clone());
+            }
+        }
+        counters
     }
 }
 
@@ -171,55 +309,92 @@ fn module_error(route: &str, spec: &FunctionSpec, reason: String) -> Error {
     Error::Module { route: route.to_owned(), module: spec.module.clone(), reason }
 }
 
-/// Compiles each module (or maps it from the artifact cache) on one of the machine's cores
-/// (wasmtime also parallelises inside a module). Logs one line per module with its time.
+/// A compiled module file, and what identifies the bytes it was compiled from.
+pub(crate) struct CompiledFile {
+    pub(crate) compiled: Compiled,
+    /// The file as it was when read (a reload compares it to tell a changed file).
+    pub(crate) stamp: FileStamp,
+    /// Hex SHA-256 of the bytes.
+    pub(crate) sha256: String,
+    pub(crate) size: u64,
+    /// Compiling (or mapping from the cache) took this long.
+    pub(crate) compile_time: std::time::Duration,
+}
+
+/// What a file's metadata says about its content: a file whose stamp is unchanged is not read
+/// again on a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+impl FileStamp {
+    /// The stamp of `path` now, if it can be read.
+    pub(crate) fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileStamp { len: meta.len(), modified: meta.modified().ok(), inode: meta.ino() })
+    }
+}
+
+/// Compiles each module (or maps it from the artifact cache) on at most `threads` threads
+/// (wasmtime compiles one module on one thread: the engine has parallel compilation off, so that
+/// `threads` bounds what compiling takes from serving). Logs one line per module with its time.
 fn compile_in_parallel(
     engine: &Engine,
     cache: Option<&ArtifactCache>,
     jobs: Vec<(PathBuf, String)>,
-) -> Result<Vec<(PathBuf, Compiled)>, Error> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
+    threads: usize,
+) -> Vec<(PathBuf, Result<CompiledFile, Error>)> {
+    let workers = threads.min(jobs.len()).max(1);
     let next = AtomicUsize::new(0);
     let from_cache = AtomicUsize::new(0);
-    let results: Mutex<Vec<Result<(PathBuf, Compiled), Error>>> = Mutex::new(Vec::with_capacity(jobs.len()));
+    let results: Mutex<Vec<(PathBuf, Result<CompiledFile, Error>)>> =
+        Mutex::new(Vec::with_capacity(jobs.len()));
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some((path, route)) = jobs.get(index) else { break };
-                let result = compile_one(engine, cache, path, route).map(|(m, outcome)| {
+                let result = compile_one(engine, cache, path, route).map(|(file, outcome)| {
                     if outcome == CacheOutcome::Hit {
                         from_cache.fetch_add(1, Ordering::Relaxed);
                     }
-                    (path.clone(), m)
+                    file
                 });
-                results.lock().unwrap_or_else(|e| e.into_inner()).push(result);
+                results.lock().unwrap_or_else(|e| e.into_inner()).push((path.clone(), result));
             });
         }
     });
     let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    let compiled = results.into_iter().collect::<Result<Vec<_>, Error>>()?;
+    let ready = results.iter().filter(|(_, r)| r.is_ok()).count();
     let from_cache = from_cache.into_inner();
     tracing::info!(
-        modules = compiled.len(),
+        modules = ready,
+        failed = results.len() - ready,
         from_cache,
-        compiled = compiled.len() - from_cache,
+        compiled = ready - from_cache,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "modules ready"
     );
-    Ok(compiled)
+    results
 }
 
-/// Reads and compiles one file (or maps it from the artifact cache), with a log line.
+/// Reads and compiles one file (or maps it from the artifact cache), with a log line. A file
+/// that changes while it is read is refused: it is being written, and its next version will be
+/// loaded when the writer is done.
 fn compile_one(
     engine: &Engine,
     cache: Option<&ArtifactCache>,
     path: &Path,
     route: &str,
-) -> Result<(Compiled, CacheOutcome), Error> {
+) -> Result<(CompiledFile, CacheOutcome), Error> {
     let module_error =
         |reason: String| Error::Module { route: route.to_owned(), module: path.to_owned(), reason };
+    let stamp = FileStamp::of(path);
     let bytes = std::fs::read(path).map_err(|e| module_error(format!("cannot read: {e}")))?;
     let start = Instant::now();
     let kind = if artifact_cache::is_component(&bytes) { "component" } else { "module" };
@@ -227,7 +402,14 @@ fn compile_one(
         Error::InvalidModule { reason, .. } => module_error(format!("invalid {kind}: {reason}")),
         other => other,
     })?;
-    let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let compile_time = start.elapsed();
+    let stamp = match (stamp, FileStamp::of(path)) {
+        (Some(before), Some(after)) if before == after => after,
+        _ => {
+            return Err(module_error("the file changed while it was read (still being written?)".to_owned()))
+        }
+    };
+    let elapsed_ms = compile_time.as_secs_f64() * 1000.0;
     if outcome == CacheOutcome::Hit {
         // Not slow work, and a pod may map thousands: the "modules ready" line counts them.
         tracing::debug!(module = %path.display(), kind, bytes = bytes.len(), load_ms = elapsed_ms, "loaded from artifact cache");
@@ -241,7 +423,9 @@ fn compile_one(
             "compiled"
         );
     }
-    Ok((compiled, outcome))
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let file = CompiledFile { compiled, stamp, sha256, size: bytes.len() as u64, compile_time };
+    Ok((file, outcome))
 }
 
 #[cfg(test)]

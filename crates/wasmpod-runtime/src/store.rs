@@ -6,6 +6,7 @@
 //! and the guest kinds' state types, not the request path.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use wasmtime::{Engine, Store};
@@ -22,11 +23,18 @@ pub(crate) struct Sandbox {
     pub(crate) name: Arc<str>,
     volumes: Vec<(String, PathBuf)>,
     pub(crate) log: GuestLog,
+    /// Outbound calls refused by its `allowed_hosts`, across its versions.
+    pub(crate) denied: Arc<AtomicU64>,
 }
 
 impl Sandbox {
-    pub(crate) fn new(name: Arc<str>, spec: &FunctionSpec, log: GuestLog) -> Sandbox {
-        Sandbox { name, volumes: spec.volumes.clone(), log }
+    pub(crate) fn new(name: Arc<str>, spec: &FunctionSpec, log: GuestLog, denied: Arc<AtomicU64>) -> Sandbox {
+        Sandbox { name, volumes: spec.volumes.clone(), log, denied }
+    }
+
+    /// Outbound calls refused so far.
+    pub(crate) fn denied(&self) -> u64 {
+        self.denied.load(Ordering::Relaxed)
     }
 
     /// A WASI context builder with this function's grants: its volumes, and its log as stderr.

@@ -111,13 +111,8 @@ impl HttpComponent {
         let pre = linker.instantiate_pre(component).map_err(|e| format!("{e:#}"))?;
         let pre = ProxyPre::new(pre)
             .map_err(|e| format!("a component must export wasi:http/incoming-handler (0.2.x): {e:#}"))?;
-        let outbound = Arc::new(OutboundPolicy::parse(&spec.allowed_hosts)?);
+        let outbound = Arc::new(OutboundPolicy::parse(&spec.allowed_hosts, sandbox.denied.clone())?);
         Ok(HttpComponent { pre, outbound, sandbox })
-    }
-
-    /// Outbound requests this component was refused, since load.
-    pub(crate) fn outbound_denied(&self) -> u64 {
-        self.outbound.denied()
     }
 
     /// Serves one request with a component: returns once the guest has set its response (or has

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::Guard;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
@@ -13,9 +14,10 @@ use http_body_util::BodyExt;
 use wasmpod_admission::{
     units_from_header, Breaker, BreakerConfig, CpuGauge, CpuSampler, Grant, RefusalReason, Ticket,
 };
+use wasmpod_config::FunctionSource;
 use wasmpod_runtime::{
-    Function, Guest, GuestEnd, HttpComponent, RawProgram, Registry, RequestLimits, RunError, Runtime,
-    WagiInput, WagiModule,
+    Function, Guest, GuestEnd, HttpComponent, LiveRegistry, LoadOutcome, LoadReport, RawProgram, Registry,
+    RequestLimits, RunError, WagiInput, WagiModule,
 };
 use wasmpod_wagi::{build_argv, build_env, CgiRequest, OutputError, DEFAULT_HOST, MISSING_HEADERS_MESSAGE};
 
@@ -75,9 +77,10 @@ impl Default for AppConfig {
 
 /// Everything a request needs, shared by all connections (never cloned per request).
 pub struct App {
-    registry: Registry,
-    /// Owns the engine and its epoch clock for as long as requests may run.
-    runtime: Runtime,
+    /// The functions served now; owns the engine and its epoch clock.
+    live: LiveRegistry,
+    /// Where the functions come from, read again by [`App::reload`] (`None`: fixed functions).
+    source: Option<FunctionSource>,
     config: AppConfig,
     breaker: Option<Breaker>,
     cpu: Arc<CpuGauge>,
@@ -90,10 +93,13 @@ pub struct App {
 }
 
 impl App {
-    /// Builds the app and starts the pod's CPU sampler (it must be called inside a tokio runtime).
+    /// Builds the app over loaded functions (`report`: their first load, for the log and the
+    /// metrics) and starts the pod's CPU sampler (it must be called inside a tokio runtime).
+    /// `source` is where [`App::reload`] reads the functions again.
     pub fn new(
-        runtime: Runtime,
-        registry: Registry,
+        live: LiveRegistry,
+        report: &LoadReport,
+        source: Option<FunctionSource>,
         config: AppConfig,
     ) -> Result<App, wasmpod_admission::AdmissionError> {
         let cpu = Arc::new(CpuGauge::new());
@@ -104,10 +110,10 @@ impl App {
             Some(settings) => Some(Breaker::new(settings.clone(), Some(cpu.clone()))?),
             None => None,
         };
-        let metrics = Arc::new(Metrics::new(registry.functions().map(|f| f.name()), &config.identity));
-        Ok(App {
-            registry,
-            runtime,
+        let metrics = Arc::new(Metrics::new(&config.identity));
+        let app = App {
+            live,
+            source,
             config,
             breaker,
             cpu,
@@ -115,12 +121,73 @@ impl App {
             draining: AtomicBool::new(false),
             running: Arc::default(),
             next_request_id: AtomicU64::new(1),
-        })
+        };
+        app.loaded(report);
+        Ok(app)
     }
 
-    /// The loaded functions.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// Where the functions come from, if they can be reloaded.
+    pub fn source(&self) -> Option<&FunctionSource> {
+        self.source.as_ref()
+    }
+
+    /// The functions served now.
+    pub fn registry(&self) -> Guard<Arc<Registry>> {
+        self.live.current()
+    }
+
+    /// Reads the functions' source again and makes what it says the served functions: new and
+    /// changed functions are compiled off the request path and swapped in, removed ones
+    /// unloaded; requests in flight finish on the version they started with. A source that
+    /// cannot be read (a bad `modules.toml`) changes nothing: the old functions go on serving,
+    /// and the error, with its file, line and field, is logged. Returns what changed.
+    pub async fn reload(&self) -> Option<LoadReport> {
+        let source = self.source.as_ref()?;
+        let loaded = match source.read() {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                tracing::error!(source = %source.path().display(), "reload refused, the functions loaded before go on serving: {error}");
+                return None;
+            }
+        };
+        for warning in &loaded.warnings {
+            tracing::warn!("{warning}");
+        }
+        let report = self.live.update(loaded.functions).await;
+        self.loaded(&report);
+        Some(report)
+    }
+
+    /// Logs what a load did, counts it, and brings the per-function metrics in line with the
+    /// functions served now.
+    fn loaded(&self, report: &LoadReport) {
+        for event in &report.events {
+            let route = &event.route;
+            let module = event.module.display();
+            match &event.outcome {
+                LoadOutcome::Loaded { replaced, compile_time, sha256, size, warnings } => {
+                    self.metrics.function_loaded(true);
+                    let compile_ms = compile_time.as_secs_f64() * 1000.0;
+                    let what = if *replaced { "function reloaded" } else { "function loaded" };
+                    tracing::info!(%route, %module, compile_ms, sha256 = %sha256, bytes = size, "{what}");
+                    for warning in warnings {
+                        tracing::warn!(%route, %module, "route answers 500 until fixed: {warning}");
+                    }
+                }
+                LoadOutcome::Failed { error, kept_previous } => {
+                    self.metrics.function_loaded(false);
+                    let then = if *kept_previous {
+                        "its previous version goes on serving"
+                    } else {
+                        "its route answers 500 until fixed"
+                    };
+                    tracing::error!(%route, %module, "function failed to load, {then}: {error}");
+                }
+                LoadOutcome::Removed => tracing::info!(%route, %module, "function unloaded"),
+            }
+        }
+        let registry = self.live.current();
+        self.metrics.set_functions(registry.functions().map(|f| (f.name(), f.load_error().is_none())));
     }
 
     /// Marks the pod as going away: `/readyz` fails from now on, requests still run.
@@ -166,6 +233,7 @@ impl App {
         let Some(function) = self.lookup(parts.uri.path()) else {
             return empty(StatusCode::NOT_FOUND);
         };
+        let function = &function;
         let trace = Trace {
             function,
             request_id: self.next_request_id.fetch_add(1, Ordering::Relaxed),
@@ -176,7 +244,7 @@ impl App {
         // The guest's input.
         let call = match Call::prepare(function, &parts.method, body).await {
             Ok(call) => call,
-            Err(response) => return response,
+            Err(failure) => return self.respond(&trace, 0, Err(failure)),
         };
 
         // Admit.
@@ -201,12 +269,13 @@ impl App {
 
     /// The function serving `path`. With `--wasmbox-compat`, a WasmBox client's
     /// `/<name>.wasm` reaches `/<name>` too (WasmBox routes by file name).
-    fn lookup(&self, path: &str) -> Option<&Arc<Function>> {
-        let found = self.registry.lookup(path);
+    fn lookup(&self, path: &str) -> Option<Arc<Function>> {
+        let registry = self.live.current();
+        let found = registry.lookup(path);
         if found.is_some() || !self.config.wasmbox_compat {
-            return found;
+            return found.cloned();
         }
-        self.registry.lookup(path.strip_suffix(".wasm")?)
+        registry.lookup(path.strip_suffix(".wasm")?).cloned()
     }
 
     /// The environment `function`'s guests see: the server's `--env` values, then the
@@ -365,7 +434,7 @@ impl App {
         let function = trace.function.name();
         let response = match result {
             Ok(answer) => {
-                if let (Some(m), Some(peak)) = (trace.metrics, answer.peak_memory_bytes) {
+                if let (Some(m), Some(peak)) = (&trace.metrics, answer.peak_memory_bytes) {
                     m.observe_instance(answer.instantiate, peak);
                 }
                 tracing::debug!(
@@ -401,7 +470,7 @@ impl App {
                 response
             }
         };
-        if let Some(m) = trace.metrics {
+        if let Some(m) = &trace.metrics {
             m.observe(response.status().as_u16(), elapsed);
         }
         response
@@ -472,9 +541,10 @@ impl App {
 
     fn metrics_response(&self) -> Response<ResponseBody> {
         let snapshot = self.breaker.as_ref().map(Breaker::snapshot);
-        let outbound_denied = self.registry.functions().map(|f| (f.name(), f.outbound_denied()));
-        let body =
-            self.metrics.render(snapshot, self.cpu.cores(), self.runtime.instances_in_use(), outbound_denied);
+        let registry = self.live.current();
+        let outbound_denied = registry.functions().map(|f| (f.name(), f.outbound_denied()));
+        let instances = self.live.runtime().instances_in_use();
+        let body = self.metrics.render(snapshot, self.cpu.cores(), instances, outbound_denied);
         let mut response = Response::new(ResponseBody::full(body));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -489,7 +559,7 @@ struct Trace<'a> {
     function: &'a Function,
     request_id: u64,
     started: Instant,
-    metrics: Option<&'a FunctionMetrics>,
+    metrics: Option<Arc<FunctionMetrics>>,
 }
 
 /// A request past admission: the grant to hold while the guest runs, the limits it runs under,
@@ -518,20 +588,18 @@ where
 {
     /// Reads what the guest needs before it may start. A whole body is read before admission,
     /// so a slow upload holds no memory grant (a single-chunk body is passed on without a copy).
-    async fn prepare(
-        function: &'f Function,
-        method: &Method,
-        body: B,
-    ) -> Result<Call<'f, B>, Response<ResponseBody>> {
+    async fn prepare(function: &'f Function, method: &Method, body: B) -> Result<Call<'f, B>, Failure> {
         Ok(match function.guest() {
             Guest::Wagi(module) => Call::Wagi(module, read_whole(body).await?),
             Guest::Raw(program) => Call::Raw(program, raw_stdin(method, read_whole(body).await?)),
             Guest::Http(component) => Call::Http(component, body),
+            // A function that did not load answers 500 at once, before admission.
+            Guest::Failed(reason) => return Err(Failure::guest(RunError::Unavailable(reason.to_string()))),
         })
     }
 }
 
-async fn read_whole<B>(body: B) -> Result<Bytes, Response<ResponseBody>>
+async fn read_whole<B>(body: B) -> Result<Bytes, Failure>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -541,7 +609,7 @@ where
         Err(e) => {
             let e: Box<dyn std::error::Error + Send + Sync> = e.into();
             tracing::debug!("reading request body: {e}");
-            Err(empty(StatusCode::BAD_REQUEST))
+            Err(Failure::Refused(empty(StatusCode::BAD_REQUEST)))
         }
     }
 }
@@ -557,7 +625,7 @@ struct Answer {
 
 /// Why a request got no answer from its guest.
 enum Failure {
-    /// Admission said no; the response says why.
+    /// Admission said no, or the request could not be read; the response says why.
     Refused(Response<ResponseBody>),
     /// The guest failed. `response` tells the client, when the guest kind has its own way to
     /// (`None`: the server's usual 5xx for the error).

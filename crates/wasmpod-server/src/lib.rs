@@ -15,6 +15,7 @@ mod metrics;
 mod running;
 mod serve;
 mod wasmbox;
+mod watch;
 
 pub use app::{App, AppConfig, CPU_QUOTA_HEADER, DEFAULT_MEMORY_REQUEST_MB, MEMORY_REQUEST_HEADER};
 pub use body::ResponseBody;
@@ -22,3 +23,4 @@ pub use identity::ServiceIdentity;
 pub use serve::{serve, ShutdownConfig, Stop, DEFAULT_DRAIN_PERIOD, DEFAULT_SHUTDOWN_TIMEOUT};
 pub use wasmbox::{raw_stdin, EXECUTION_TIME_HEADER, NUM_CURRENT_REQUESTS_HEADER, WASMBOX_FAILURE_BODY};
 pub use wasmpod_admission::{BreakerConfig, DEFAULT_CAPACITY_MB, DEFAULT_QUEUE_DEPTH_MB};
+pub use watch::{watch_source, SourceWatch, RELOAD_DEBOUNCE};

@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -86,6 +88,30 @@ impl FunctionMetrics {
     }
 }
 
+impl FunctionFamilies {
+    fn create(&self, name: &str) -> FunctionMetrics {
+        let function = FunctionLabel { function: name.to_owned() };
+        let class =
+            |status| self.responses.get_or_create_owned(&StatusLabels { function: name.to_owned(), status });
+        FunctionMetrics {
+            responses: STATUS_CLASSES.map(class),
+            duration: self.duration.get_or_create_owned(&function),
+            instantiate: self.instantiate.get_or_create_owned(&function),
+            peak_memory: self.peak_memory.get_or_create_owned(&function),
+        }
+    }
+
+    fn remove(&self, name: &str) {
+        let function = FunctionLabel { function: name.to_owned() };
+        for status in STATUS_CLASSES {
+            self.responses.remove(&StatusLabels { function: name.to_owned(), status });
+        }
+        self.duration.remove(&function);
+        self.instantiate.remove(&function);
+        self.peak_memory.remove(&function);
+    }
+}
+
 /// Every series wasmpod exports.
 pub struct Metrics {
     registry: Registry,
@@ -104,16 +130,49 @@ pub struct Metrics {
     outbound_denied: Family<FunctionLabel, Counter>,
     /// Serialises scrapes while they bring counters kept by the runtime up to date.
     scrape: Mutex<()>,
-    functions: HashMap<Arc<str>, FunctionMetrics>,
+    /// Each loaded function's series, replaced whole when the functions change; a request holds
+    /// its function's `Arc` (a function removed meanwhile counts into series no longer exported).
+    functions: ArcSwap<HashMap<Arc<str>, Arc<FunctionMetrics>>>,
+    series: FunctionFamilies,
+    function_states: Family<StateLabel, Gauge>,
+    loads: Family<ResultLabel, Counter>,
+}
+
+/// The families with a `function` label, to create and remove a function's series.
+struct FunctionFamilies {
+    responses: Family<StatusLabels, Counter>,
+    duration: Family<FunctionLabel, Histogram>,
+    instantiate: Family<FunctionLabel, Histogram>,
+    peak_memory: Family<FunctionLabel, Histogram>,
+}
+
+/// The `kind`s of `wasmpod_guest_errors_total`, to remove a gone function's series.
+const ERROR_KINDS: &[&str] = &[
+    "timeout",
+    "memory_limit",
+    "exit",
+    "trap",
+    "instantiate",
+    "pool_exhausted",
+    "bad_output",
+    "unavailable",
+];
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
 }
 
 impl Metrics {
     /// Registers every series, and one set per function name; every series carries the pod's
     /// Knative identity as constant labels.
-    pub fn new<'n>(
-        function_names: impl IntoIterator<Item = &'n Arc<str>>,
-        identity: &ServiceIdentity,
-    ) -> Metrics {
+    pub fn new(identity: &ServiceIdentity) -> Metrics {
         let mut registry = Registry::with_prefix_and_labels("wasmpod", identity.metric_labels().into_iter());
         let gauge = |registry: &mut Registry, name: &str, help: &str| {
             let g = Gauge::default();
@@ -198,18 +257,18 @@ impl Metrics {
             peak_memory.clone(),
         );
 
-        let mut functions = HashMap::new();
-        for name in function_names {
-            let function = FunctionLabel { function: name.to_string() };
-            let class =
-                |status| responses.get_or_create_owned(&StatusLabels { function: name.to_string(), status });
-            functions.entry(name.clone()).or_insert_with(|| FunctionMetrics {
-                responses: [class("1xx"), class("2xx"), class("3xx"), class("4xx"), class("5xx")],
-                duration: duration.get_or_create_owned(&function),
-                instantiate: instantiate.get_or_create_owned(&function),
-                peak_memory: peak_memory.get_or_create_owned(&function),
-            });
-        }
+        let function_states = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "functions",
+            "Functions (routes) loaded, by state: ready, or failed to load (they answer 500)",
+            function_states.clone(),
+        );
+        let loads = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "function_loads",
+            "Loads of a function (at start and on every reload that changed it), by result: ok or failed",
+            loads.clone(),
+        );
         Metrics {
             registry,
             inflight_memory,
@@ -226,12 +285,52 @@ impl Metrics {
             errors,
             outbound_denied,
             scrape: Mutex::new(()),
-            functions,
+            functions: ArcSwap::default(),
+            series: FunctionFamilies { responses, duration, instantiate, peak_memory },
+            function_states,
+            loads,
         }
     }
 
-    pub fn function(&self, name: &str) -> Option<&FunctionMetrics> {
-        self.functions.get(name)
+    /// The series of `name`, while it is loaded.
+    pub fn function(&self, name: &str) -> Option<Arc<FunctionMetrics>> {
+        self.functions.load().get(name).cloned()
+    }
+
+    /// Makes the per-function series those of `functions` (name, ready): a new function's series
+    /// appear, a removed function's disappear, and a function that stays (replaced or not) keeps
+    /// its series and their counts. Sets `wasmpod_functions{state}`.
+    pub fn set_functions<'f>(&self, functions: impl Iterator<Item = (&'f Arc<str>, bool)>) {
+        let old = self.functions.load_full();
+        let mut new = HashMap::with_capacity(old.len());
+        let (mut ready, mut failed) = (0, 0);
+        for (name, is_ready) in functions {
+            if is_ready {
+                ready += 1;
+            } else {
+                failed += 1;
+            }
+            if new.contains_key(name) {
+                continue;
+            }
+            let series = old.get(name).cloned().unwrap_or_else(|| Arc::new(self.series.create(name)));
+            new.insert(name.clone(), series);
+        }
+        for name in old.keys().filter(|name| !new.contains_key(*name)) {
+            self.series.remove(name);
+            for kind in ERROR_KINDS {
+                self.errors.remove(&KindLabels { function: name.to_string(), kind });
+            }
+            self.outbound_denied.remove(&FunctionLabel { function: name.to_string() });
+        }
+        self.functions.store(Arc::new(new));
+        self.function_states.get_or_create(&StateLabel { state: "ready" }).set(ready);
+        self.function_states.get_or_create(&StateLabel { state: "failed" }).set(failed);
+    }
+
+    /// One load of a function, `ok` or not.
+    pub fn function_loaded(&self, ok: bool) {
+        self.loads.get_or_create(&ResultLabel { result: if ok { "ok" } else { "failed" } }).inc();
     }
 
     pub fn admitted(&self) {
@@ -246,9 +345,12 @@ impl Metrics {
     }
 
     pub fn guest_error(&self, function: &str, kind: &'static str) {
-        self.errors.get_or_create(&KindLabels { function: function.to_owned(), kind }).inc();
         if kind == "timeout" {
             self.timeouts.get_or_create(&StageLabel { stage: "guest" }).inc();
+        }
+        // A request that outlived its function's removal counts nowhere: no stale series.
+        if self.functions.load().contains_key(function) {
+            self.errors.get_or_create(&KindLabels { function: function.to_owned(), kind }).inc();
         }
     }
 
@@ -295,7 +397,8 @@ mod tests {
     #[test]
     fn render_exposes_pod_and_function_series() {
         let name: Arc<str> = Arc::from("/hello");
-        let metrics = Metrics::new([&name], &ServiceIdentity::default());
+        let metrics = Metrics::new(&ServiceIdentity::default());
+        metrics.set_functions([(&name, true)].into_iter());
         let f = metrics.function("/hello").unwrap();
         f.observe(200, Duration::from_millis(2));
         f.observe(503, Duration::from_millis(1));

@@ -13,8 +13,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
-use wasmpod_config::{read_functions_dir, read_modules_toml, FunctionSpec, Interface, LoadedConfig};
-use wasmpod_runtime::{build_engine, ArtifactCache, EngineOptions, Runtime};
+use wasmpod_config::{FunctionSource, FunctionSpec, Interface, LoadedConfig};
+use wasmpod_runtime::{build_engine, ArtifactCache, EngineOptions, LiveRegistry, Runtime};
 use wasmpod_server::{App, AppConfig, BreakerConfig, ServiceIdentity, ShutdownConfig, Stop};
 
 use crate::env_flags::user_env;
@@ -84,6 +84,16 @@ struct ServeArgs {
 
     #[command(flatten)]
     admission: AdmissionArgs,
+
+    /// Refuse to start on any load problem (a function that fails to load, a missing
+    /// entrypoint) instead of serving the others, for CI pipelines that want that.
+    #[arg(long, env = "WASMPOD_STRICT")]
+    strict: bool,
+
+    /// Threads that compile changed modules during a reload (the first load uses every core),
+    /// so that compiling never takes every core from serving.
+    #[arg(long = "compile-threads", value_name = "N", default_value_t = wasmpod_runtime::DEFAULT_COMPILE_THREADS, value_parser = clap::value_parser!(u64).range(1..256).map(|n| n as usize), env = "WASMPOD_COMPILE_THREADS")]
+    compile_threads: usize,
 
     /// Answer raw programs (`interface = "raw"`) byte for byte as WasmBox does (`WASM output: `
     /// prefix, its failure message), and route `/<name>.wasm` to `/<name>`.
@@ -282,11 +292,12 @@ impl Cli {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let loaded = match (&args.config, &args.folder) {
-        (Some(config), _) => read_modules_toml(config)?,
-        (None, Some(folder)) => read_functions_dir(folder)?,
+    let source = match (&args.config, &args.folder) {
+        (Some(config), _) => FunctionSource::ModulesToml(config.clone()),
+        (None, Some(folder)) => FunctionSource::Folder(folder.clone()),
         (None, None) => bail!("give a folder of modules or --config modules.toml"),
     };
+    let loaded = source.read()?;
     let config = AppConfig {
         user_env: user_env(&args.guest.env, &args.guest.env_files)?,
         default_host: args.default_host.clone(),
@@ -303,7 +314,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ..args.admission.engine_options(args.max_instances, &args.tuning)
     };
     let identity = config.identity.clone();
-    let app = load(&loaded, &options, args.log_dir.as_deref(), config).await?;
+    let start = Start { strict: args.strict, compile_threads: args.compile_threads };
+    let app = load(loaded, Some(source), &options, args.log_dir.as_deref(), config, start).await?;
+    let _watch = wasmpod_server::watch_source(app.clone()).context("watching the functions for changes")?;
+    tokio::spawn(reload_on_hangup(app.clone()));
 
     let listen = listen_address(args.listen, std::env::var("PORT").ok().as_deref())?;
     let listener =
@@ -327,11 +341,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// How a start treats load problems.
+struct Start {
+    /// `--strict`: every load problem stops the start.
+    strict: bool,
+    /// `--compile-threads`: threads that compile during a reload.
+    compile_threads: usize,
+}
+
+/// Loads the functions and builds the app. What stops the start: with `--strict`, any load
+/// problem; from a `modules.toml`, what stops WAGI (a missing or invalid module, a failing
+/// `_routes`; a missing entrypoint only warns and answers 500, as in WAGI); from a folder,
+/// nothing (a broken function answers 500 and is logged).
 async fn load(
-    loaded: &LoadedConfig,
+    loaded: LoadedConfig,
+    source: Option<FunctionSource>,
     options: &EngineOptions,
     log_dir: Option<&Path>,
     config: AppConfig,
+    start: Start,
 ) -> anyhow::Result<Arc<App>> {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
@@ -340,8 +368,31 @@ async fn load(
         tracing::info!(log_dir = %dir.display(), "guest stderr logs");
     }
     let runtime = Runtime::new(options)?;
-    let registry = runtime.load(&loaded.functions, log_dir).await?;
-    Ok(Arc::new(App::new(runtime, registry, config).context("admission settings")?))
+    let live = LiveRegistry::new(runtime, log_dir, start.compile_threads, start.strict);
+    let report = live.update(loaded.functions).await;
+    let fatal = match &source {
+        Some(FunctionSource::Folder(_)) if !start.strict => None,
+        _ => report.fatal(start.strict),
+    };
+    if let Some(error) = fatal {
+        bail!("{error}");
+    }
+    Ok(Arc::new(App::new(live, &report, source, config).context("admission settings")?))
+}
+
+/// Reloads the functions on every SIGHUP (the usual "read your configuration again").
+async fn reload_on_hangup(app: Arc<App>) {
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => signal,
+        Err(e) => {
+            tracing::warn!("cannot watch SIGHUP: {e}");
+            return;
+        }
+    };
+    while hangup.recv().await.is_some() {
+        tracing::info!("SIGHUP received: reloading the functions");
+        app.reload().await;
+    }
 }
 
 /// `--listen` if given; else `0.0.0.0:$PORT` when `PORT` is set (Knative's contract); else WAGI's
@@ -433,7 +484,8 @@ async fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
         cache_dir: args.cache.cache_dir.clone(),
         ..EngineOptions::default()
     };
-    let app = load(&loaded, &options, None, config).await?;
+    let start = Start { strict: true, compile_threads: 1 };
+    let app = load(loaded, None, &options, None, config, start).await?;
 
     let mut body = Vec::new();
     if !std::io::stdin().is_terminal() {

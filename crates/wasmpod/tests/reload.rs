@@ -1,0 +1,160 @@
+//! The live registry end to end: functions added, replaced, broken and removed while the pod
+//! serves, in a folder and in a `modules.toml`; WAGI's start-up rules in config mode; `--strict`.
+//! Every step waits on the log line or metric the reload produces, never on a sleep.
+
+mod support;
+
+use std::path::Path;
+
+use support::{metric, run_wasmpod, Server};
+
+/// A WAT module that answers `body` as text.
+fn wat(body: &str) -> String {
+    let text = format!("content-type: text/plain\\0a\\0a{body}");
+    let len = 26 + body.len();
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "{text}")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const {len}))
+    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#
+    )
+}
+
+/// Writes `text` to `dir/name` atomically, as an upload should: a hidden temporary file, then a
+/// rename over the name.
+fn publish(dir: &Path, name: &str, text: &str) {
+    let temp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&temp, text).unwrap();
+    std::fs::rename(&temp, dir.join(name)).unwrap();
+}
+
+fn count(log: &str, needle: &str) -> usize {
+    log.matches(needle).count()
+}
+
+/// Waits until `needle` has been logged `n` times.
+fn wait_for_nth(server: &Server, needle: &str, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while count(&server.log(), needle) < n {
+        assert!(std::time::Instant::now() < deadline, "{needle:?} not logged {n} times:\n{}", server.log());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn a_served_folder_follows_its_files_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    publish(dir.path(), "f.wat", &wat("v1"));
+    let server = Server::start_in(dir.path(), &[dir.path().to_str().unwrap()]);
+    assert_eq!(server.get("/f").await.text(), "v1");
+
+    // Replaced: the new version serves once compiled.
+    publish(dir.path(), "f.wat", &wat("v2"));
+    wait_for_nth(&server, "function reloaded", 1);
+    assert_eq!(server.get("/f").await.text(), "v2");
+
+    // Added.
+    publish(dir.path(), "g.wat", &wat("g"));
+    wait_for_nth(&server, "function loaded", 2);
+    assert_eq!(server.get("/g").await.text(), "g");
+
+    // A broken new version: the previous one goes on serving.
+    publish(dir.path(), "f.wat", "(module (func (export \"_start\") (unknown)))");
+    wait_for_nth(&server, "its previous version goes on serving", 1);
+    assert_eq!(server.get("/f").await.text(), "v2");
+
+    // A broken new function: its route answers 500, the others serve, a metric says so.
+    publish(dir.path(), "h.wasm", "\0asm\x01\0\0\0garbage");
+    wait_for_nth(&server, "its route answers 500 until fixed", 1);
+    let r = server.get("/h").await;
+    assert_eq!(r.status, 500);
+    let log = server.wait_for_log("function not loaded");
+    assert!(log.contains("invalid module"), "{log}");
+    let text = server.get("/metrics").await.text();
+    assert_eq!(metric(&text, "wasmpod_functions{state=\"failed\"}"), Some(1.0), "{text}");
+    assert_eq!(metric(&text, "wasmpod_functions{state=\"ready\"}"), Some(2.0), "{text}");
+    assert_eq!(metric(&text, "wasmpod_function_loads_total{result=\"failed\"}"), Some(2.0), "{text}");
+    assert!(text.contains("function=\"/g/...\""), "{text}");
+
+    // Removed: unloaded, its series gone.
+    std::fs::remove_file(dir.path().join("g.wat")).unwrap();
+    wait_for_nth(&server, "function unloaded", 1);
+    assert_eq!(server.get("/g").await.status, 404);
+    let text = server.get("/metrics").await.text();
+    assert!(!text.contains("function=\"/g/...\""), "a removed function's series are gone:\n{text}");
+    assert_eq!(server.get("/f").await.text(), "v2");
+}
+
+#[tokio::test]
+async fn a_bad_new_modules_toml_keeps_the_old_one_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.wat"), wat("a")).unwrap();
+    let config = dir.path().join("modules.toml");
+    std::fs::write(&config, "[[module]]\nroute = \"/a\"\nmodule = \"a.wat\"\n").unwrap();
+    let server = Server::start_in(dir.path(), &["-c", config.to_str().unwrap()]);
+    assert_eq!(server.get("/a").await.text(), "a");
+
+    std::fs::write(&config, "[[module]]\nroute = \"/a\"\nmodule = \"a.wat\"\ntimeout = -1\n").unwrap();
+    let log = server.wait_for_log("reload refused");
+    assert!(log.contains("modules.toml:4:") && log.contains("field `timeout`"), "{log}");
+    assert_eq!(server.get("/a").await.text(), "a");
+
+    std::fs::write(dir.path().join("b.wat"), wat("b")).unwrap();
+    std::fs::write(&config, "[[module]]\nroute = \"/b\"\nmodule = \"b.wat\"\n").unwrap();
+    wait_for_nth(&server, "function unloaded", 1);
+    assert_eq!(server.get("/b").await.text(), "b");
+    assert_eq!(server.get("/a").await.status, 404);
+
+    // SIGHUP reloads too: a changed module file is picked up.
+    std::fs::write(dir.path().join("b.wat"), wat("b2")).unwrap();
+    server.signal("HUP");
+    server.wait_for_log("SIGHUP received");
+    wait_for_nth(&server, "function reloaded", 1);
+    assert_eq!(server.get("/b").await.text(), "b2");
+}
+
+#[tokio::test]
+async fn a_missing_entrypoint_warns_and_answers_500_as_in_wagi_unless_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.wat"), wat("a")).unwrap();
+    let config = dir.path().join("modules.toml");
+    let text = "[[module]]\nroute = \"/a\"\nmodule = \"a.wat\"\n\n[[module]]\nroute = \"/b\"\nmodule = \"a.wat\"\nentrypoint = \"nope\"\n";
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start_in(dir.path(), &["-c", config.to_str().unwrap()]);
+    let log = server.wait_for_log("route answers 500 until fixed");
+    assert!(log.contains("no exported function \"nope\""), "{log}");
+    assert_eq!(server.get("/a").await.text(), "a");
+    assert_eq!(server.get("/b").await.status, 500);
+    drop(server);
+
+    let out = run_wasmpod(
+        dir.path(),
+        &["serve", "-c", config.to_str().unwrap(), "--strict", "-l", "127.0.0.1:0"],
+        b"",
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("route \"/b\"") && stderr.contains("no exported function \"nope\""), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_broken_file_in_a_folder_does_not_stop_the_start_unless_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    publish(dir.path(), "ok.wat", &wat("ok"));
+    publish(dir.path(), "bad.wasm", "not wasm");
+    let server = Server::start_in(dir.path(), &[dir.path().to_str().unwrap()]);
+    assert_eq!(server.get("/ok").await.text(), "ok");
+    assert_eq!(server.get("/bad").await.status, 500);
+    drop(server);
+    let out = run_wasmpod(
+        dir.path(),
+        &["serve", dir.path().to_str().unwrap(), "--strict", "-l", "127.0.0.1:0"],
+        b"",
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("route \"/bad/...\""));
+}
