@@ -424,7 +424,8 @@ mod tests {
 
     #[test]
     fn handles_count_up_and_skip_open_ones() {
-        let mut http = RequestHttp::new("/f".into(), Arc::default(), None, Instant::now());
+        let policy = Arc::new(OutboundPolicy::parse(&[], Arc::default()).unwrap());
+        let mut http = RequestHttp::new("/f".into(), policy, None, Instant::now());
         let response = || Response { headers: HeaderMap::new(), body: Bytes::new() };
         http.responses.insert(0, response());
         http.responses.insert(1, response());

@@ -455,6 +455,7 @@ pub(crate) mod tests {
                     Guest::Wagi(_) => "wagi",
                     Guest::Raw(_) => "raw",
                     Guest::Http(_) => "http",
+                    Guest::Failed(_) => "failed",
                 };
                 (f.route().text(), kind, f.entrypoint())
             })
@@ -502,8 +503,8 @@ pub(crate) mod tests {
         let runtime = runtime();
         let specs =
             [FunctionSpec::new("/a", wasmpod_guests::HELLO), FunctionSpec::new("/b", wasmpod_guests::HELLO)];
-        let modules = runtime.compile_all(&specs).await.unwrap();
-        assert_eq!(modules.len(), 1);
+        let files = runtime.compile_files(specs.iter(), 1).await;
+        assert_eq!(files.len(), 1);
         assert_eq!(runtime.load(&specs, None).await.unwrap().len(), 2);
     }
 

@@ -437,7 +437,9 @@ impl<'w> Sim<'w> {
                 let function = learn.then(|| {
                     *p.functions.entry(function_index).or_insert_with(|| admission.function(&spec.name))
                 });
-                let request = Request { tenant, function, memory_mb, deadline: Some(duration(deadline)) };
+                // The call's deadline counts from its arrival at the cluster, not at this pod.
+                let queue_timeout = Some(duration(deadline.saturating_sub(now)));
+                let request = Request { tenant, function, memory_mb, queue_timeout };
                 Some(admission.arrive(duration(now), request, || call))
             }
         };

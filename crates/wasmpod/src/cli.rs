@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 use wasmpod_config::{FunctionSource, FunctionSpec, Interface, LoadedConfig};
 use wasmpod_runtime::{build_engine, ArtifactCache, EngineOptions, LiveRegistry, Runtime};
