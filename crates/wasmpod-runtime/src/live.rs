@@ -42,6 +42,9 @@ struct Source {
     spec: Arc<FunctionSpec>,
     /// The loaded file's stamp and SHA-256 (none when it never loaded).
     file: Option<(FileStamp, String)>,
+    /// The stamp of the file version that last failed to load, so that an unchanged broken file
+    /// is not tried (and counted) again at every reload.
+    failed: Option<FileStamp>,
     functions: Vec<Arc<Function>>,
 }
 
@@ -156,7 +159,9 @@ impl LiveRegistry {
                 })
                 .and_then(|i| old[i].take());
             let unchanged = previous.as_ref().is_some_and(|p| {
-                *p.spec == spec && stamp.is_some() && p.file.as_ref().map(|(s, _)| Some(*s)) == Some(stamp)
+                *p.spec == spec
+                    && stamp.is_some()
+                    && (p.file.as_ref().map(|(s, _)| Some(*s)) == Some(stamp) || p.failed == stamp)
             });
             plan.push((spec, previous, unchanged));
         }
@@ -176,7 +181,7 @@ impl LiveRegistry {
             }
             let spec = Arc::new(spec);
             let file = files.get(&spec.module);
-            let source = self.load_source(spec, file, previous, &mut counters, &mut report).await;
+            let source = self.load_source(spec, stamp, file, previous, &mut counters, &mut report).await;
             sources.push(source);
         }
         for gone in old.into_iter().flatten() {
@@ -198,6 +203,7 @@ impl LiveRegistry {
     async fn load_source(
         &self,
         spec: Arc<FunctionSpec>,
+        stamp: Option<FileStamp>,
         file: Option<&Result<CompiledFile, Error>>,
         previous: Option<Source>,
         counters: &mut Counters,
@@ -229,7 +235,12 @@ impl LiveRegistry {
                 });
                 if let (true, Some(previous)) = (same, previous.as_ref()) {
                     let functions = previous.functions.clone();
-                    return Source { spec, file: Some((file.stamp, file.sha256.clone())), functions };
+                    return Source {
+                        spec,
+                        file: Some((file.stamp, file.sha256.clone())),
+                        failed: None,
+                        functions,
+                    };
                 }
                 report.events.push(event(LoadOutcome::Loaded {
                     replaced: previous.as_ref().is_some_and(|p| p.file.is_some()),
@@ -238,19 +249,24 @@ impl LiveRegistry {
                     size: file.size,
                     warnings: prepared.warnings,
                 }));
-                Source { spec, file: Some((file.stamp, file.sha256.clone())), functions: prepared.functions }
+                Source {
+                    spec,
+                    file: Some((file.stamp, file.sha256.clone())),
+                    failed: None,
+                    functions: prepared.functions,
+                }
             }
             Err(error) => match previous.filter(|p| p.file.is_some()) {
                 Some(previous) => {
                     report.events.push(event(LoadOutcome::Failed { error, kept_previous: true }));
-                    previous
+                    Source { failed: stamp, ..previous }
                 }
                 None => {
                     let reason: Arc<str> = Arc::from(error.to_string().as_str());
                     let route = wasmpod_wagi::RoutePattern::parse(&spec.route);
                     let failed = Arc::new(Function::new(route, spec.clone(), Guest::Failed(reason)));
                     report.events.push(event(LoadOutcome::Failed { error, kept_previous: false }));
-                    Source { spec, file: None, functions: vec![failed] }
+                    Source { spec, file: None, failed: stamp, functions: vec![failed] }
                 }
             },
         }

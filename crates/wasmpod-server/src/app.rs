@@ -122,7 +122,7 @@ impl App {
             running: Arc::default(),
             next_request_id: AtomicU64::new(1),
         };
-        app.loaded(report);
+        app.loaded(report, true);
         Ok(app)
     }
 
@@ -154,22 +154,28 @@ impl App {
             tracing::warn!("{warning}");
         }
         let report = self.live.update(loaded.functions).await;
-        self.loaded(&report);
+        self.loaded(&report, false);
         Some(report)
     }
 
     /// Logs what a load did, counts it, and brings the per-function metrics in line with the
-    /// functions served now.
-    fn loaded(&self, report: &LoadReport) {
+    /// functions served now. `initial`: the pod's first load, whose functions are logged at debug.
+    fn loaded(&self, report: &LoadReport, initial: bool) {
         for event in &report.events {
             let route = &event.route;
             let module = event.module.display();
             match &event.outcome {
                 LoadOutcome::Loaded { replaced, compile_time, sha256, size, warnings } => {
                     self.metrics.function_loaded(true);
-                    let compile_ms = compile_time.as_secs_f64() * 1000.0;
+                    // Compiling, or mapping from the artifact cache: its own line said which.
+                    let load_ms = compile_time.as_secs_f64() * 1000.0;
                     let what = if *replaced { "function reloaded" } else { "function loaded" };
-                    tracing::info!(%route, %module, compile_ms, sha256 = %sha256, bytes = size, "{what}");
+                    if initial {
+                        // A pod may start with thousands: the "modules ready" line sums them up.
+                        tracing::debug!(%route, %module, load_ms, sha256 = %sha256, bytes = size, "{what}");
+                    } else {
+                        tracing::info!(%route, %module, load_ms, sha256 = %sha256, bytes = size, "{what}");
+                    }
                     for warning in warnings {
                         tracing::warn!(%route, %module, "route answers 500 until fixed: {warning}");
                     }

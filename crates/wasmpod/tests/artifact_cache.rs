@@ -34,7 +34,7 @@ async fn compile_then_serve_maps_the_module_from_the_cache() {
     assert_eq!(server.get("/page").await.text(), "Oh hi world\n");
     let log = server.log();
     // Hits are counted in the summary line (each one is logged at debug only).
-    assert!(log.contains("modules=2 from_cache=2 compiled=0"), "{log}");
+    assert!(log.contains("modules=2 failed=0 from_cache=2 compiled=0"), "{log}");
     assert!(!log.contains("compile_ms"), "{log}");
 }
 
@@ -47,7 +47,7 @@ async fn components_are_cached_like_modules() {
     let server = Server::start_in(dir.path(), &[".", "--cache-dir", "cache"]);
     assert_eq!(server.get("/http/hello").await.text(), "hello from a component\n");
     let log = server.log();
-    assert!(log.contains("modules=1 from_cache=1 compiled=0"), "{log}");
+    assert!(log.contains("modules=1 failed=0 from_cache=1 compiled=0"), "{log}");
     assert!(!log.contains("compile_ms"), "{log}");
 }
 
