@@ -7,8 +7,12 @@
 2. In flight: RSS while K requests (default 5,000) sleep inside their guests at once, minus the
    idle RSS, per instance.
 
+The pool is left at its default size (derived from the admission capacity the script sets), and
+every in-flight request must be answered 200: the script exits non-zero otherwise.
+
 Bounded: every server and client runs on 127.0.0.1 and stops by itself. Usage:
     python3 bench/density.py [--functions 10000] [--inflight 5000] [--binary target/release/wasmpod]
+    python3 bench/density.py --smoke   # what CI runs: 20 functions, 50 in flight, debug binary
 """
 
 import argparse
@@ -103,7 +107,7 @@ def idle(binary, n, base, cache_args):
     return one, many, per, ready
 
 
-def inflight(binary, k, base):
+def inflight(binary, k, base, sleep_ms):
     sleep_wasm = os.path.join(ROOT, "target/guests/wasm32-wasip1/release/sleep.wasm")
     if not os.path.exists(sleep_wasm):
         raise SystemExit(f"{sleep_wasm} missing: run cargo build -p wasmpod-guests")
@@ -121,11 +125,10 @@ def inflight(binary, k, base):
     before = settle(proc.pid)
 
     async def run():
-        sleep_ms = 8000
         tasks = [asyncio.create_task(get(port, f"/sleep?ms={sleep_ms}", f"Memory-Request: {mb}\r\n")) for _ in range(k)]
         peak = dict(before)
         inflight_seen = 0
-        deadline = time.time() + sleep_ms / 1000 - 1
+        deadline = time.time() + max(sleep_ms / 1000 - 1, 0.5)
         while time.time() < deadline:
             await asyncio.sleep(0.25)
             m = (await get(port, "/metrics")).decode(errors="replace")
@@ -136,13 +139,18 @@ def inflight(binary, k, base):
                 peak = now
         done = await asyncio.gather(*tasks, return_exceptions=True)
         ok = sum(1 for r in done if isinstance(r, bytes) and r.startswith(b"HTTP/1.1 200"))
-        return peak, inflight_seen, ok
+        others = {}
+        for r in done:
+            if not (isinstance(r, bytes) and r.startswith(b"HTTP/1.1 200")):
+                key = r.split(b"\r\n", 1)[0].decode(errors="replace") if isinstance(r, bytes) else repr(r)
+                others[key] = others.get(key, 0) + 1
+        return peak, inflight_seen, ok, others
 
-    peak, seen, ok = asyncio.run(run())
+    peak, seen, ok, others = asyncio.run(run())
     proc.kill()
     proc.wait()
     per = {key: (peak[key] - before[key]) * 1024 / max(seen, 1) for key in ("VmRSS", "RssAnon", "RssFile")}
-    return before, peak, seen, ok, per
+    return before, peak, seen, ok, others, per
 
 
 def main():
@@ -151,7 +159,13 @@ def main():
     p.add_argument("--inflight", type=int, default=5000)
     p.add_argument("--binary", default=os.path.join(ROOT, "target/release/wasmpod"))
     p.add_argument("--cache-dir", default=None, help="pass --cache-dir to wasmpod (artifact cache)")
+    p.add_argument("--sleep-ms", type=int, default=8000, help="how long each in-flight request sleeps")
+    p.add_argument("--smoke", action="store_true", help="20 functions, 50 in flight, the debug binary")
     a = p.parse_args()
+    if a.smoke:
+        a.functions, a.inflight, a.sleep_ms = 20, 50, 1500
+        if a.binary == p.get_default("binary"):
+            a.binary = os.path.join(ROOT, "target/debug/wasmpod")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * a.inflight + 1000)), hard))
     cache_args = ["--cache-dir", a.cache_dir] if a.cache_dir else []
@@ -163,10 +177,14 @@ def main():
         print(f"| 1 function, idle | {one['VmRSS']/1024:.1f} MB | {one['RssAnon']/1024:.1f} MB | {one['RssFile']/1024:.1f} MB |")
         print(f"| {a.functions} functions, idle (ready in {ready:.1f} s) | {many['VmRSS']/1024:.1f} MB | {many['RssAnon']/1024:.1f} MB | {many['RssFile']/1024:.1f} MB |")
         print(f"| per idle function | {per['VmRSS']/1024:.1f} KB | {per['RssAnon']/1024:.1f} KB | {per['RssFile']/1024:.1f} KB |")
-        before, peak, seen, ok, per_i = inflight(a.binary, a.inflight, base)
+        before, peak, seen, ok, others, per_i = inflight(a.binary, a.inflight, base, a.sleep_ms)
         print(f"| sleep guest, idle | {before['VmRSS']/1024:.1f} MB | {before['RssAnon']/1024:.1f} MB | {before['RssFile']/1024:.1f} MB |")
         print(f"| {seen} requests in flight (peak; {ok}/{a.inflight} answered 200) | {peak['VmRSS']/1024:.1f} MB | {peak['RssAnon']/1024:.1f} MB | {peak['RssFile']/1024:.1f} MB |")
         print(f"| per in-flight instance | {per_i['VmRSS']/1024:.1f} KB | {per_i['RssAnon']/1024:.1f} KB | {per_i['RssFile']/1024:.1f} KB |")
+        if ok != a.inflight:
+            print(f"\nFAILED: {a.inflight - ok} of {a.inflight} in-flight requests were not answered 200: {others}", file=sys.stderr)
+            return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -2,28 +2,33 @@
 # The load suite: hello-world throughput and latency of wasmpod against a plain hyper server (the
 # ceiling) on this machine, at concurrency 1, 10 and 100, with wrk on 127.0.0.1.
 #
-#   bench/run.sh [--duration SECONDS] [--repeats N] [--quick]
+#   bench/run.sh [--duration SECONDS] [--repeats N] [--quick | --smoke]
 #
 # Within each repeat and concurrency the targets run one after the other (A B C A B C ...), so slow
 # drift in the machine's load hits every target alike; bench/summarize.py takes medians over the
 # repeats and computes every ratio to the ceiling within one repeat before taking its median.
 # Results: bench/results/<date>-<host>.{md,svg}, copied to latest.{md,svg} (a --quick run writes
 # *-quick.* files instead, which git ignores: they prove the script works, not a number).
+# --smoke (what CI runs, seconds): debug binaries, 1 s at 10 connections, no peer, nothing
+# written to bench/results; it fails if any target answers anything but 200.
 set -euo pipefail
 
 duration=10
 repeats=3
 quick=false
+smoke=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration="$2"; shift 2 ;;
     --repeats) repeats="$2"; shift 2 ;;
     --quick) quick=true; duration=2; repeats=1; shift ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --smoke) smoke=true; duration=1; repeats=1; shift ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 concurrencies=(1 10 100)
+if $smoke; then concurrencies=(10); fi
 # wrk threads, at most one per connection; client and server share the machine's cores.
 wrk_threads=${WRK_THREADS:-2}
 
@@ -37,11 +42,19 @@ if ! command -v wrk >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
 
-echo "building release binaries and guests" >&2
-cargo build --release -p wasmpod -p wasmpod-bench
-cargo build -p wasmpod-guests
-wasmpod="$target_dir/release/wasmpod"
-hyper_hello="$target_dir/release/hyper-hello"
+profile=release
+if $smoke; then
+  # A smoke run proves the script works, not a number: debug binaries (CI has built them).
+  echo "building debug binaries and guests" >&2
+  cargo build -p wasmpod -p wasmpod-bench -p wasmpod-guests
+  profile=debug
+else
+  echo "building release binaries and guests" >&2
+  cargo build --release -p wasmpod -p wasmpod-bench
+  cargo build -p wasmpod-guests
+fi
+wasmpod="$target_dir/$profile/wasmpod"
+hyper_hello="$target_dir/$profile/hyper-hello"
 # crates/wasmpod-guests/build.rs always builds into <repo>/target/guests.
 rust_hello="$repo/target/guests/wasm32-wasip1/release/hello.wasm"
 # The wasi:http hello: guests/http answers `.../hello` under any route.
@@ -74,6 +87,10 @@ EOF
 # start NAME COMMAND...: runs a server that prints "Ready: serving on http://ADDR" and sets $addr.
 start() {
   local name=$1; shift
+  # Created before the child starts: the loop below reads them at once (the child's own
+  # redirection may not have happened yet).
+  : >"$work/$name.out"
+  : >"$work/$name.err"
   "$@" >"$work/$name.out" 2>"$work/$name.err" &
   pids+=($!)
   for _ in $(seq 1 600); do
@@ -99,7 +116,9 @@ notes=()
 # The peer: `wasmtime serve` (a fresh instance per request, its default) on the same component.
 # `cargo install wasmtime-cli --version <ours> --locked` puts it on PATH (about 10 minutes).
 wasmtime_version=$(sed -n 's/^wasmtime = { version = "=\([0-9.]*\)".*/\1/p' Cargo.toml)
-if ! command -v wasmtime >/dev/null 2>&1; then
+if $smoke; then
+  notes+=("smoke run: no peer.")
+elif ! command -v wasmtime >/dev/null 2>&1; then
   notes+=("wasmtime-serve skipped: no \`wasmtime\` on PATH (\`cargo install wasmtime-cli --version $wasmtime_version --locked\`).")
 else
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -130,11 +149,13 @@ for t in "${targets[@]}"; do
   echo "$name: $(tr -d '\n' <"$work/$name.body")" >&2
 done
 
-echo "warming up" >&2
-for t in "${targets[@]}"; do
-  read -r name url <<<"$t"
-  wrk -t "$wrk_threads" -c 10 -d 1s "$url" >/dev/null
-done
+if ! $smoke; then
+  echo "warming up" >&2
+  for t in "${targets[@]}"; do
+    read -r name url <<<"$t"
+    wrk -t "$wrk_threads" -c 10 -d 1s "$url" >/dev/null
+  done
+fi
 
 runs="$work/runs.tsv"
 : >"$runs"
@@ -150,6 +171,22 @@ for repeat in $(seq 1 "$repeats"); do
     done
   done
 done
+
+if $smoke; then
+  # Every run answered only 200s, and summarize.py reads what wrk printed.
+  failed=false
+  while IFS=$'\t' read -r _ c name out; do
+    if grep -qE 'Non-2xx|Socket errors' "$out" || ! grep -q 'Requests/sec' "$out"; then
+      echo "smoke: $name at c=$c:" >&2; cat "$out" >&2; failed=true
+    fi
+  done <"$runs"
+  python3 "$bench_dir/summarize.py" "$runs" --ceiling hyper-hello --duration "$duration" --repeats 1 \
+    --quick true --markdown "$work/smoke.md" --svg "$work/smoke.svg"
+  cat "$work/smoke.md"
+  if $failed; then exit 1; fi
+  echo "smoke: every target answered 200 under load" >&2
+  exit 0
+fi
 
 stem="$(date +%F-%H%M)-$(hostname -s)"
 latest=latest

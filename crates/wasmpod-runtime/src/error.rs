@@ -69,6 +69,14 @@ pub enum RunError {
         /// The grant, in MB.
         limit_mb: u64,
     },
+    /// The guest tried to grow its memory while the pod's real memory budget was in use: the
+    /// pod is overbooked, and this request pays for it with a retry (503), not the pod with an
+    /// out-of-memory kill.
+    #[error("memory pressure: the pod's memory budget of {budget_mb} MB is in use")]
+    MemoryPressure {
+        /// The pod's budget, in MB.
+        budget_mb: u64,
+    },
     /// The guest called `proc_exit` with a non-zero code.
     #[error("guest exited with status {0}")]
     Exit(i32),
@@ -95,6 +103,7 @@ impl RunError {
         match self {
             RunError::Timeout(_) => "timeout",
             RunError::MemoryLimit { .. } => "memory_limit",
+            RunError::MemoryPressure { .. } => "memory_pressure",
             RunError::Exit(_) => "exit",
             RunError::Trap(_) => "trap",
             RunError::Instantiate(_) => "instantiate",

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use wasmtime::{Store, UpdateDeadline};
 
 /// The limits one request runs under. Built by the server from the admission grant and config.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RequestLimits {
     /// The instance's total memory (every linear memory and table) may not grow past this.
     pub memory_bytes: Option<u64>,
@@ -18,6 +18,62 @@ pub struct RequestLimits {
     /// CPU the guest may use per 100 ms period, in millicores (cgroup `cpu.max` semantics:
     /// 250 means 25 ms of CPU in every 100 ms). `None`: unthrottled.
     pub cpu_quota_millicores: Option<u32>,
+    /// The pod's real memory, which this instance's memory counts towards and may not push past
+    /// the pod's budget. `None`: the instance is counted nowhere (tools and tests).
+    pub pod_memory: Option<Arc<PodMemory>>,
+}
+
+/// The real memory of every running instance of the pod, against the pod's hard budget.
+///
+/// Admission weighs requests by declared or learned memory; what it gets wrong, this catches.
+/// Every instance adds its memory as it grows and removes it when its store is dropped, so
+/// [`PodMemory::used_bytes`] is what the guests hold now (the admission's memory gate reads it).
+/// A growth that would take the pod past its budget fails in that guest alone, with
+/// [`RunError::MemoryPressure`](crate::RunError::MemoryPressure) (a 503): an overbooked pod costs
+/// one request a retry, never an out-of-memory kill of the whole pod.
+#[derive(Debug)]
+pub struct PodMemory {
+    used: AtomicU64,
+    budget_bytes: Option<u64>,
+    refused: AtomicU64,
+}
+
+impl PodMemory {
+    /// A pod whose guests may hold at most `budget_bytes` in total (`None`: counted, unbounded).
+    pub fn new(budget_bytes: Option<u64>) -> PodMemory {
+        PodMemory { used: AtomicU64::new(0), budget_bytes, refused: AtomicU64::new(0) }
+    }
+
+    /// Bytes of linear memory and tables the running instances hold now.
+    pub fn used_bytes(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// The hard budget, bytes.
+    pub fn budget_bytes(&self) -> Option<u64> {
+        self.budget_bytes
+    }
+
+    /// Growths refused because the pod's budget was in use (`wasmpod_memory_pressure_total`).
+    pub fn refused_growths(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Takes `bytes` more, or refuses when that would pass the budget.
+    fn take(&self, bytes: u64) -> bool {
+        let budget = self.budget_bytes.unwrap_or(u64::MAX);
+        let taken = self.used.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+            used.checked_add(bytes).filter(|&total| total <= budget)
+        });
+        if taken.is_err() {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        taken.is_ok()
+    }
+
+    fn give_back(&self, bytes: u64) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
 }
 
 /// How long a guest may run when neither its route nor the server says otherwise (WAGI has no
@@ -26,7 +82,12 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for RequestLimits {
     fn default() -> Self {
-        RequestLimits { memory_bytes: None, timeout: DEFAULT_TIMEOUT, cpu_quota_millicores: None }
+        RequestLimits {
+            memory_bytes: None,
+            timeout: DEFAULT_TIMEOUT,
+            cpu_quota_millicores: None,
+            pod_memory: None,
+        }
     }
 }
 
@@ -35,12 +96,16 @@ impl Default for RequestLimits {
 /// wasmtime's `StoreLimits` caps each linear memory on its own; a grant is a promise about the
 /// instance as a whole, so this limiter sums memories and tables. It also records the peak for
 /// the metrics and whether a growth was refused, so the error can say why the guest trapped.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct MemoryLimiter {
     pub(crate) limit: Option<u64>,
     pub(crate) used: u64,
     pub(crate) peak: u64,
     pub(crate) refused: bool,
+    /// A growth was refused because the pod's budget was in use, not the request's grant.
+    pub(crate) pressure: bool,
+    /// The pod's real memory, which `used` is counted in.
+    pub(crate) pod: Option<Arc<PodMemory>>,
     /// Core instances the store may hold: 1 for a module, more for a component.
     pub(crate) instances: usize,
 }
@@ -53,12 +118,20 @@ const TABLE_ELEMENT_BYTES: u64 = 8;
 
 impl MemoryLimiter {
     pub(crate) fn new(limit: Option<u64>) -> MemoryLimiter {
-        MemoryLimiter { limit, instances: 1, ..MemoryLimiter::default() }
+        MemoryLimiter { limit, used: 0, peak: 0, refused: false, pressure: false, pod: None, instances: 1 }
     }
 
     /// A limiter for a component, which instantiates several core modules in one store.
     pub(crate) fn for_component(limit: Option<u64>) -> MemoryLimiter {
-        MemoryLimiter { limit, instances: MAX_COMPONENT_CORE_INSTANCES, ..MemoryLimiter::default() }
+        let mut limiter = MemoryLimiter::new(limit);
+        limiter.instances = MAX_COMPONENT_CORE_INSTANCES;
+        limiter
+    }
+
+    /// Counts this instance's memory in the pod's.
+    fn counted_in(mut self, pod: Option<Arc<PodMemory>>) -> MemoryLimiter {
+        self.pod = pod;
+        self
     }
 
     fn grow(&mut self, current: u64, desired: u64) -> wasmtime::Result<bool> {
@@ -71,9 +144,24 @@ impl MemoryLimiter {
                 return Err(wasmtime::format_err!("memory limit of {} MB exceeded", limit >> 20));
             }
         }
+        if let Some(pod) = &self.pod {
+            if !pod.take(used.saturating_sub(self.used)) {
+                self.pressure = true;
+                return Err(wasmtime::format_err!("memory pressure: the pod's memory budget is in use"));
+            }
+        }
         self.used = used;
         self.peak = self.peak.max(used);
         Ok(true)
+    }
+}
+
+impl Drop for MemoryLimiter {
+    /// The store is gone, and the instance's memory with it.
+    fn drop(&mut self) {
+        if let Some(pod) = &self.pod {
+            pod.give_back(self.used);
+        }
     }
 }
 
@@ -114,7 +202,7 @@ impl Limits {
     /// Limits for a core module (one instance per store).
     pub(crate) fn for_module(limits: &RequestLimits) -> Limits {
         Limits {
-            memory: MemoryLimiter::new(limits.memory_bytes),
+            memory: MemoryLimiter::new(limits.memory_bytes).counted_in(limits.pod_memory.clone()),
             cpu: limits.cpu_quota_millicores.map(CpuQuota::new),
         }
     }
@@ -122,7 +210,7 @@ impl Limits {
     /// Limits for a component, which instantiates several core modules in one store.
     pub(crate) fn for_component(limits: &RequestLimits) -> Limits {
         Limits {
-            memory: MemoryLimiter::for_component(limits.memory_bytes),
+            memory: MemoryLimiter::for_component(limits.memory_bytes).counted_in(limits.pod_memory.clone()),
             cpu: limits.cpu_quota_millicores.map(CpuQuota::new),
         }
     }
@@ -137,6 +225,10 @@ impl Limits {
     /// Why a guest that trapped failed: a refused memory growth is reported as such, whatever
     /// trap the guest turned it into.
     pub(crate) fn trap_error(&self, e: &wasmtime::Error) -> crate::RunError {
+        if self.memory.pressure {
+            let budget = self.memory.pod.as_ref().and_then(|pod| pod.budget_bytes()).unwrap_or(0);
+            return crate::RunError::MemoryPressure { budget_mb: budget >> 20 };
+        }
         if self.memory.refused {
             return crate::RunError::MemoryLimit { limit_mb: self.memory.limit.unwrap_or(0) >> 20 };
         }
@@ -252,6 +344,27 @@ mod tests {
         assert_eq!(limiter.peak, 8 << 20);
         assert!(limiter.grow(4 << 20, 5 << 20).unwrap());
         assert_eq!(limiter.peak, 9 << 20);
+    }
+
+    #[test]
+    fn instances_share_the_pods_budget_until_their_stores_drop() {
+        let pod = Arc::new(PodMemory::new(Some(10 << 20)));
+        let mut first = MemoryLimiter::new(Some(8 << 20)).counted_in(Some(pod.clone()));
+        let mut second = MemoryLimiter::new(Some(8 << 20)).counted_in(Some(pod.clone()));
+        assert!(first.grow(0, 6 << 20).unwrap());
+        assert_eq!(pod.used_bytes(), 6 << 20);
+        // Within its own grant, past the pod's budget: refused as pressure, not as its limit.
+        let err = second.grow(0, 6 << 20).unwrap_err();
+        assert!(err.to_string().contains("memory pressure"), "{err}");
+        assert!(second.pressure && !second.refused);
+        assert_eq!((pod.used_bytes(), pod.refused_growths()), (6 << 20, 1));
+        assert!(second.grow(0, 4 << 20).unwrap());
+        assert_eq!(pod.used_bytes(), 10 << 20);
+        drop(first);
+        assert_eq!(pod.used_bytes(), 4 << 20);
+        assert!(second.grow(4 << 20, 8 << 20).unwrap());
+        drop(second);
+        assert_eq!(pod.used_bytes(), 0);
     }
 
     #[test]

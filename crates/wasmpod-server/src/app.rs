@@ -16,8 +16,8 @@ use wasmpod_admission::{
 };
 use wasmpod_config::FunctionSource;
 use wasmpod_runtime::{
-    Function, Guest, GuestEnd, HttpComponent, LiveRegistry, LoadOutcome, LoadReport, RawProgram, Registry,
-    RequestLimits, RunError, WagiInput, WagiModule,
+    Function, Guest, GuestEnd, HttpComponent, LiveRegistry, LoadOutcome, LoadReport, PodMemory, RawProgram,
+    Registry, RequestLimits, RunError, WagiInput, WagiModule,
 };
 use wasmpod_wagi::{build_argv, build_env, CgiRequest, OutputError, DEFAULT_HOST, MISSING_HEADERS_MESSAGE};
 
@@ -58,6 +58,9 @@ pub struct AppConfig {
     /// `--wasmbox-compat`: raw programs answer byte for byte as WasmBox does, and `/<name>.wasm`
     /// reaches the function `/<name>`.
     pub wasmbox_compat: bool,
+    /// `--memory-budget`: MB of real memory the guests may hold in total; a growth past it fails
+    /// in that guest with a 503 (memory pressure). `None`: counted, unbounded.
+    pub memory_budget_mb: Option<u64>,
 }
 
 impl Default for AppConfig {
@@ -71,6 +74,7 @@ impl Default for AppConfig {
             queue_timeout: None,
             identity: ServiceIdentity::default(),
             wasmbox_compat: false,
+            memory_budget_mb: None,
         }
     }
 }
@@ -89,6 +93,8 @@ pub struct App {
     draining: AtomicBool,
     /// Guests running now, for the shutdown (which may have to stop them).
     running: Arc<RunningGuests>,
+    /// The real memory of the running instances, against the pod's budget.
+    pod_memory: Arc<PodMemory>,
     next_request_id: AtomicU64,
 }
 
@@ -110,6 +116,12 @@ impl App {
             Some(settings) => Some(Breaker::new(settings.clone(), Some(cpu.clone()))?),
             None => None,
         };
+        let pod_memory =
+            Arc::new(PodMemory::new(config.memory_budget_mb.map(|mb| mb.saturating_mul(1 << 20))));
+        if let Some(breaker) = &breaker {
+            let pod_memory = pod_memory.clone();
+            breaker.watch_real_memory(move || pod_memory.used_bytes());
+        }
         let metrics = Arc::new(Metrics::new(&config.identity));
         let app = App {
             live,
@@ -120,6 +132,7 @@ impl App {
             metrics,
             draining: AtomicBool::new(false),
             running: Arc::default(),
+            pod_memory,
             next_request_id: AtomicU64::new(1),
         };
         app.loaded(report, true);
@@ -330,7 +343,7 @@ impl App {
         };
         let result = module.run(input, &admitted.limits).await;
         admitted.running.finish();
-        drop(admitted.grant);
+        learn_from(admitted.grant, result.as_ref().map(|o| o.peak_memory_bytes));
         let outcome = result.map_err(Failure::guest)?;
         let response = outcome.response;
         for warning in &response.warnings {
@@ -368,7 +381,7 @@ impl App {
             in_flight: self.running.count(),
         };
         admitted.running.finish();
-        drop(admitted.grant);
+        learn_from(admitted.grant, result.as_ref().map(|o| o.peak_memory_bytes));
         match result {
             Ok(outcome) => Ok(Answer {
                 response: reply.success(outcome.stdout),
@@ -409,7 +422,7 @@ impl App {
         let Admitted { grant, limits, running } = admitted;
         let on_end = move |end: GuestEnd| {
             // Held until now: the guest's memory was in use until it finished.
-            drop(grant);
+            learn_from(grant, end.error.as_ref().map_or(Ok(end.peak_memory_bytes), Err));
             running.finish();
             if let Some(m) = metrics.function(&name) {
                 m.observe_instance(end.instantiate, end.peak_memory_bytes);
@@ -503,6 +516,7 @@ impl App {
             memory_bytes: Some(grant_mb.saturating_mul(1 << 20)),
             timeout: spec.timeout.unwrap_or(self.config.timeout),
             cpu_quota_millicores: cpu_quota(headers),
+            pod_memory: Some(self.pod_memory.clone()),
         };
         let running = self.running.enter(trace.function.name().clone(), trace.request_id);
         Ok(Admitted { grant, limits, running })
@@ -516,7 +530,10 @@ impl App {
     ) -> Result<Grant, Response<ResponseBody>> {
         let queue_timeout = self.config.queue_timeout.unwrap_or(self.config.timeout);
         // Every request is the default tenant's until functions carry tenants.
-        let ticket = Ticket { queue_timeout: Some(queue_timeout), ..Ticket::new(units) };
+        // The function's peaks are learned in either weight mode (its weight is in the metrics
+        // before it is trusted); `--admission-weight learned` admits by them.
+        let function = Some(breaker.function(trace.function.name()));
+        let ticket = Ticket { function, queue_timeout: Some(queue_timeout), ..Ticket::new(units) };
         let rejection = match breaker.acquire(ticket).await {
             Ok(grant) => {
                 self.metrics.admitted();
@@ -550,6 +567,13 @@ impl App {
         let registry = self.live.current();
         let outbound_denied = registry.functions().map(|f| (f.name(), f.outbound_denied()));
         let instances = self.live.runtime().instances_in_use();
+        let learned = self.breaker.as_ref().map(Breaker::function_snapshots).unwrap_or_default();
+        self.metrics.observe_memory(
+            self.pod_memory.used_bytes(),
+            self.pod_memory.budget_bytes(),
+            self.pod_memory.refused_growths(),
+            learned.iter().filter_map(|f| Some((&*f.name, f.learned_mb?))),
+        );
         let body = self.metrics.render(snapshot, self.cpu.cores(), instances, outbound_denied);
         let mut response = Response::new(ResponseBody::full(body));
         response.headers_mut().insert(
@@ -653,8 +677,20 @@ fn cpu_quota(headers: &http::HeaderMap) -> Option<u32> {
 fn status_for(error: &RunError) -> StatusCode {
     match error {
         RunError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-        RunError::PoolExhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
+        RunError::PoolExhausted(_) | RunError::MemoryPressure { .. } => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Hands a grant back when its guest has finished. A guest that completed teaches admission its
+/// function's peak memory, and so does one stopped at its grant (it needed at least that much);
+/// any other failure says nothing about its footprint and only returns the units.
+fn learn_from(grant: Option<Grant>, outcome: Result<u64, &RunError>) {
+    let Some(grant) = grant else { return };
+    match outcome {
+        Ok(peak_memory_bytes) => grant.finish(peak_memory_bytes),
+        Err(RunError::MemoryLimit { limit_mb }) => grant.finish(limit_mb.saturating_mul(1 << 20)),
+        Err(_) => drop(grant),
     }
 }
 

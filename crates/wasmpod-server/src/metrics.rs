@@ -128,6 +128,10 @@ pub struct Metrics {
     timeouts: Family<StageLabel, Counter>,
     errors: Family<KindLabels, Counter>,
     outbound_denied: Family<FunctionLabel, Counter>,
+    guest_memory: Gauge,
+    memory_budget: Gauge,
+    memory_pressure: Counter,
+    admission_weight: Family<FunctionLabel, Gauge>,
     /// Serialises scrapes while they bring counters kept by the runtime up to date.
     scrape: Mutex<()>,
     /// Each loaded function's series, replaced whole when the functions change; a request holds
@@ -150,6 +154,7 @@ struct FunctionFamilies {
 const ERROR_KINDS: &[&str] = &[
     "timeout",
     "memory_limit",
+    "memory_pressure",
     "exit",
     "trap",
     "instantiate",
@@ -230,6 +235,29 @@ impl Metrics {
             outbound_denied.clone(),
         );
 
+        let guest_memory = gauge(
+            &mut registry,
+            "guest_memory_bytes",
+            "Real memory (linear memories and tables) the running instances hold",
+        );
+        let memory_budget = gauge(
+            &mut registry,
+            "memory_budget_bytes",
+            "The pod's hard budget for guest memory (--memory-budget); a growth past it fails with 503",
+        );
+        let memory_pressure = Counter::default();
+        registry.register(
+            "memory_pressure",
+            "Guest memory growths refused because the pod's memory budget was in use",
+            memory_pressure.clone(),
+        );
+        let admission_weight = Family::<FunctionLabel, Gauge>::default();
+        registry.register(
+            "admission_weight_mb",
+            "A function's learned admission weight (MB), once it has enough completed requests",
+            admission_weight.clone(),
+        );
+
         let responses = Family::<StatusLabels, Counter>::default();
         registry.register("responses", "Responses by function and status class", responses.clone());
         let duration = Family::<FunctionLabel, Histogram>::new_with_constructor(|| {
@@ -284,6 +312,10 @@ impl Metrics {
             timeouts,
             errors,
             outbound_denied,
+            guest_memory,
+            memory_budget,
+            memory_pressure,
+            admission_weight,
             scrape: Mutex::new(()),
             functions: ArcSwap::default(),
             series: FunctionFamilies { responses, duration, instantiate, peak_memory },
@@ -355,6 +387,27 @@ impl Metrics {
     }
 
     /// The exposition text, with the pod-level gauges and the runtime's counters read now.
+    /// Brings the pod's real-memory series up to date: what the guests hold, the budget, the
+    /// growths refused for pressure (a count the runtime keeps), and each function's learned
+    /// admission weight (`weights`: name and MB; a function without one has no series).
+    pub fn observe_memory<'f>(
+        &self,
+        used_bytes: u64,
+        budget_bytes: Option<u64>,
+        refused_growths: u64,
+        weights: impl IntoIterator<Item = (&'f str, u64)>,
+    ) {
+        let _scrape = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        self.guest_memory.set(i64::try_from(used_bytes).unwrap_or(i64::MAX));
+        self.memory_budget.set(budget_bytes.map_or(0, |b| i64::try_from(b).unwrap_or(i64::MAX)));
+        self.memory_pressure.inc_by(refused_growths.saturating_sub(self.memory_pressure.get()));
+        self.admission_weight.clear();
+        for (function, mb) in weights {
+            let label = FunctionLabel { function: function.to_owned() };
+            self.admission_weight.get_or_create(&label).set(i64::try_from(mb).unwrap_or(i64::MAX));
+        }
+    }
+
     pub fn render<'f>(
         &self,
         admission: Option<Snapshot>,

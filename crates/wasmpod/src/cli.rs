@@ -16,7 +16,10 @@ use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 use wasmpod_config::{FunctionSource, FunctionSpec, Interface, LoadedConfig};
 use wasmpod_runtime::{build_engine, ArtifactCache, EngineOptions, LiveRegistry, Runtime};
-use wasmpod_server::{App, AppConfig, BreakerConfig, ServiceIdentity, ShutdownConfig, Stop};
+use wasmpod_server::{
+    high_water_mark, App, AppConfig, BreakerConfig, Learning, ServiceIdentity, ShutdownConfig, Stop,
+    WeightMode,
+};
 
 use crate::env_flags::user_env;
 
@@ -162,6 +165,31 @@ struct AdmissionArgs {
     /// Admit every request at once (no queue, no refusals): for benchmarks of the bare path.
     #[arg(long)]
     no_admission: bool,
+
+    /// What a request is admitted by: its `declared` Memory-Request, or, once its function has
+    /// completed enough requests, the `learned` p99 of their peak memory x 1.25 (never above the
+    /// declaration, which stays the request's hard memory limit).
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = Weight::Declared, env = "WASMPOD_ADMISSION_WEIGHT")]
+    admission_weight: Weight,
+
+    /// Real memory (MB) all guests may hold at once; a memory growth past it fails in that guest
+    /// with 503 (memory pressure), and no request starts while guests hold more than
+    /// --memory-high-water-percent of it [default: --concurrent-resource-request; the start gate
+    /// only with --admission-weight learned or an explicit budget].
+    #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(1..), env = "WASMPOD_MEMORY_BUDGET")]
+    memory_budget: Option<u64>,
+
+    /// Percent of --memory-budget the guests' real memory may reach before admission holds new
+    /// requests back.
+    #[arg(long, value_name = "PERCENT", default_value_t = wasmpod_server::DEFAULT_MEMORY_HIGH_WATER_PERCENT, value_parser = clap::value_parser!(u64).range(1..=100), env = "WASMPOD_MEMORY_HIGH_WATER_PERCENT")]
+    memory_high_water_percent: u64,
+}
+
+/// `--admission-weight`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Weight {
+    Declared,
+    Learned,
 }
 
 /// The most pool slots wasmpod sizes on its own. Every slot costs at start-up (wasmtime protects
@@ -173,12 +201,30 @@ const MAX_AUTO_INSTANCES: u64 = 2048;
 
 impl AdmissionArgs {
     fn breaker(&self) -> Option<BreakerConfig> {
+        let mode = match self.admission_weight {
+            Weight::Declared => WeightMode::Declared,
+            Weight::Learned => WeightMode::Learned,
+        };
+        // The real-memory gate is the safety net under learned weights. Declared weights never
+        // admit more than the capacity, so it stays off unless a budget is asked for.
+        let gated = mode == WeightMode::Learned || self.memory_budget.is_some();
+        let budget_mb = self.memory_budget_mb();
         (!self.no_admission).then(|| BreakerConfig {
             capacity_units: self.concurrent_resource_request,
             queue_depth_units: self.queue_depth_resource_units,
             cpu_threshold: self.resource_utilization_threshold,
+            memory_high_water_bytes: budget_mb
+                .filter(|_| gated)
+                .map(|mb| high_water_mark(mb, self.memory_high_water_percent)),
+            learning: Learning { mode, ..Learning::default() },
             ..BreakerConfig::default()
         })
+    }
+
+    /// The guests' real-memory budget: the flag, or the admission capacity (none without
+    /// admission).
+    fn memory_budget_mb(&self) -> Option<u64> {
+        self.memory_budget.or((!self.no_admission).then_some(self.concurrent_resource_request))
     }
 
     /// Sizes the instance pool from admission: a slot per MB of capacity up to
@@ -308,6 +354,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         queue_timeout: args.admission.queue_timeout,
         identity: service_identity(),
         wasmbox_compat: args.wasmbox_compat,
+        memory_budget_mb: args.admission.memory_budget_mb(),
     };
     let shutdown = shutdown_config(args.drain_seconds, args.shutdown_timeout)?;
     let options = EngineOptions {

@@ -1,4 +1,6 @@
-//! Allocates `mb=<n>` MiB (default 1024) in touched 1 MiB chunks; traps if memory runs out.
+//! Allocates `mb=<n>` MiB (default 1024) in touched 1 MiB chunks; traps if memory runs out. With
+//! `ms=<n>`, holds the memory that long before answering (a function that uses memory for a
+//! while, as the learned-weights benchmark needs).
 
 use wagi_guests::query_param;
 
@@ -13,6 +15,9 @@ fn main() {
             chunk[i] = 1;
         }
         chunks.push(std::hint::black_box(chunk));
+    }
+    if let Some(ms) = query_param::<u64>("ms") {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
     }
     std::hint::black_box(&chunks);
     print!("content-type: text/plain\n\nallocated {mb} MiB\n");
