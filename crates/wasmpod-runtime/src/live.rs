@@ -163,18 +163,18 @@ impl LiveRegistry {
                     && stamp.is_some()
                     && (p.file.as_ref().map(|(s, _)| Some(*s)) == Some(stamp) || p.failed == stamp)
             });
-            plan.push((spec, previous, unchanged));
+            plan.push((spec, stamp, previous, unchanged));
         }
         let threads = if first_load {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
             self.reload_threads
         };
-        let to_compile = plan.iter().filter(|(_, _, unchanged)| !unchanged).map(|(spec, _, _)| spec);
+        let to_compile = plan.iter().filter(|(_, _, _, unchanged)| !unchanged).map(|(spec, ..)| spec);
         let files = self.runtime.compile_files(to_compile, threads).await;
 
         let mut report = LoadReport::default();
-        for (spec, previous, unchanged) in plan {
+        for (spec, stamp, previous, unchanged) in plan {
             if unchanged {
                 sources.extend(previous);
                 continue;

@@ -271,7 +271,7 @@ impl App {
             Ok(admitted) => admitted,
             Err(refused) => return self.respond(&trace, 0, Err(Failure::Refused(refused))),
         };
-        let limits = admitted.limits;
+        let memory_mb = admitted.limits.memory_bytes.unwrap_or(0) >> 20;
 
         // Execute: one match on the guest kind.
         let answer = match call {
@@ -283,7 +283,7 @@ impl App {
         };
 
         // Respond.
-        self.respond(&trace, limits.memory_bytes.unwrap_or(0) >> 20, answer)
+        self.respond(&trace, memory_mb, answer)
     }
 
     /// The function serving `path`. With `--wasmbox-compat`, a WasmBox client's
