@@ -69,7 +69,15 @@ async fn an_unthrottled_neighbour_finishes_first() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &module("/cpu", wasmpod_guests::CPU, ""));
     let server = Server::start_in(dir.path(), &["-c", config.to_str().unwrap()]);
-    measured(&server, None).await; // warm up
+    let (cpu, wall) = measured(&server, None).await; // warm up
+    let solo_share = cpu.as_secs_f64() / wall.as_secs_f64();
+    if solo_share < 0.6 {
+        // Other load gives this server less than a core: an unthrottled request would then run
+        // no faster than a quarter core, and the order proves nothing. The quota's own bound is
+        // checked by the test above, which load cannot fool.
+        eprintln!("skipped: the machine gave a solo request {solo_share:.2} of a core");
+        return;
+    }
 
     let addr = server.addr;
     let throttled = tokio::spawn(async move {
