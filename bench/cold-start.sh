@@ -17,6 +17,7 @@ done
 if [ "$profile" = release ]; then
   cargo build --release -p wasmpod
 else
-  cargo build -p wasmpod
+  # What `cargo test --workspace` builds: after the tests, as in CI, nothing is rebuilt.
+  cargo test --workspace --locked --no-run
 fi
 exec python3 bench/cold_start.py --wasmpod "target/$profile/wasmpod" "$@"
