@@ -22,7 +22,7 @@ bench_dir=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$bench_dir/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 cd "$repo"
-cargo build --release -p wasmpod -p wasmpod-bench --bin wasmpod --bin loadgen --locked
+cargo build --release --workspace --bins --locked
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 # crates/wasmpod-guests/build.rs builds the test guests into <repo>/target/guests.
 hog=$(find "$repo/target/guests" -name hog.wasm -path '*wasm32-wasip1*' | head -n1)
