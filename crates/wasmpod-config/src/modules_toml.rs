@@ -8,12 +8,23 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::settings::{line_of, Origin, Settings, SETTINGS_KEYS};
-use crate::{ConfigError, FunctionSpec, LoadedConfig};
+use crate::names::check_name;
+use crate::{ConfigError, FunctionSpec, LoadedConfig, TenantSettings};
 
 /// What `modules.toml` may say. Unknown keys are ignored, as in WAGI, and named in a warning.
 #[derive(Debug, Deserialize)]
 struct ModulesToml {
     module: Vec<ModuleEntry>,
+    /// wasmpod's own: per-tenant caps.
+    tenants: Option<BTreeMap<String, Spanned<TenantEntry>>>,
+}
+
+/// `[tenants.<name>]`: a typo in a cap must not pass silently, so unknown keys are errors.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantEntry {
+    max_inflight_mb: Option<Spanned<u64>>,
+    max_queued_mb: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -31,9 +42,10 @@ struct ModuleEntry {
     max_memory: Option<Spanned<u64>>,
     interface: Option<Spanned<String>>,
     env: Option<BTreeMap<String, String>>,
+    tenant: Option<Spanned<String>>,
 }
 
-const KNOWN_TOP_LEVEL_KEYS: &[&str] = &["module"];
+const KNOWN_TOP_LEVEL_KEYS: &[&str] = &["module", "tenants"];
 /// WAGI's keys (`bindle_server` is WAGI's too: refused through `module`, not warned about).
 const WAGI_MODULE_KEYS: &[&str] = &[
     "route",
@@ -96,10 +108,29 @@ pub fn parse_modules_toml(path: &Path, text: &str) -> Result<LoadedConfig, Confi
             max_memory: entry.max_memory,
             interface: entry.interface,
             env: entry.env,
+            tenant: entry.tenant,
         };
         let subject = format!("route {route:?}");
         settings.apply(&mut spec, &Origin { file: &file, text, subject: &subject })?;
         loaded.functions.push(spec);
+    }
+    for (name, entry) in parsed.tenants.unwrap_or_default() {
+        let line = line_of(text, entry.span().start);
+        check_name(&name).map_err(|why| config_error(line, format!("[tenants.{name}]: {why}")))?;
+        let entry = entry.into_inner();
+        let megabytes = |field: &str, value: Option<Spanned<u64>>| match value {
+            Some(v) if *v.get_ref() == 0 => Err(config_error(
+                line_of(text, v.span().start),
+                format!("[tenants.{name}]: field `{field}` must be at least 1 (MB)"),
+            )),
+            Some(v) => Ok(Some(v.into_inner())),
+            None => Ok(None),
+        };
+        loaded.tenants.push(TenantSettings {
+            max_inflight_mb: megabytes("max_inflight_mb", entry.max_inflight_mb)?,
+            max_queued_mb: megabytes("max_queued_mb", entry.max_queued_mb)?,
+            name,
+        });
     }
     Ok(loaded)
 }
@@ -138,7 +169,7 @@ fn unknown_keys(table: &toml::Table, file: &str, warnings: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Interface;
+    use crate::{Interface, TenantSettings};
     use std::time::Duration;
 
     fn parse(text: &str) -> Result<LoadedConfig, ConfigError> {
@@ -200,6 +231,40 @@ env = { GREETING = "hi" }
     }
 
     #[test]
+    fn tenants_and_their_caps_are_read() {
+        let loaded = parse(
+            r#"
+[[module]]
+route = "/a"
+module = "a.wasm"
+tenant = "acme"
+
+[[module]]
+route = "/b"
+module = "b.wasm"
+
+[tenants.acme]
+max_inflight_mb = 1000
+max_queued_mb = 500
+
+[tenants.beta]
+max_queued_mb = 10
+"#,
+        )
+        .unwrap();
+        let tenants: Vec<_> = loaded.functions.iter().map(|f| f.tenant.as_deref()).collect();
+        assert_eq!(tenants, vec![Some("acme"), None]);
+        assert_eq!(
+            loaded.tenants,
+            vec![
+                TenantSettings { name: "acme".into(), max_inflight_mb: Some(1000), max_queued_mb: Some(500) },
+                TenantSettings { name: "beta".into(), max_inflight_mb: None, max_queued_mb: Some(10) },
+            ]
+        );
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    }
+
+    #[test]
     fn errors_name_file_line_and_field() {
         struct Case {
             text: &'static str,
@@ -231,6 +296,22 @@ env = { GREETING = "hi" }
             Case {
                 text: "[[module]]\nroute = \"/a\"\nmodule = \"a.wasm\"\ninterface = \"cgi\"\n",
                 message: "modules.toml:4: route \"/a\": field `interface`: \"cgi\" is not one of wagi, raw, wasi-http",
+            },
+            Case {
+                text: "[[module]]\nroute = \"/a\"\nmodule = \"a.wasm\"\ntenant = \"../etc\"\n",
+                message: "modules.toml:4: route \"/a\": field `tenant`: \"../etc\" must start with",
+            },
+            Case {
+                text: "[[module]]\nroute = \"/a\"\nmodule = \"a.wasm\"\n[tenants.acme]\nmax_queued_mb = 0\n",
+                message: "modules.toml:5: [tenants.acme]: field `max_queued_mb` must be at least 1 (MB)",
+            },
+            Case {
+                text: "[[module]]\nroute = \"/a\"\nmodule = \"a.wasm\"\n[tenants.acme]\nmax_inflight = 3\n",
+                message: "modules.toml:5: unknown field `max_inflight`",
+            },
+            Case {
+                text: "[[module]]\nroute = \"/a\"\nmodule = \"a.wasm\"\n[tenants.Acme]\nmax_queued_mb = 1\n",
+                message: "modules.toml:4: [tenants.Acme]: \"Acme\" must start with",
             },
             Case { text: "[[module]\n", message: "modules.toml:1: " },
         ];

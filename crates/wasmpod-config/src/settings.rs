@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use crate::names::check_name;
 use crate::{ConfigError, FunctionSpec, Interface};
 
 /// The settings as deserialized, each with its place in the text for error messages.
@@ -21,10 +22,13 @@ pub(crate) struct Settings {
     pub(crate) interface: Option<Spanned<String>>,
     /// Environment variables for the guest.
     pub(crate) env: Option<BTreeMap<String, String>>,
+    /// The tenant the function belongs to.
+    pub(crate) tenant: Option<Spanned<String>>,
 }
 
 /// The keys [`Settings`] reads, for the unknown-key warnings.
-pub(crate) const SETTINGS_KEYS: &[&str] = &["timeout", "memory_request", "max_memory", "interface", "env"];
+pub(crate) const SETTINGS_KEYS: &[&str] =
+    &["timeout", "memory_request", "max_memory", "interface", "env", "tenant"];
 
 /// Where a setting was written, to word its errors: the file's text, its name, and what the
 /// settings belong to (`route "/a"`, `sidecar of "a.wasm"`).
@@ -79,6 +83,12 @@ impl Settings {
         }
         if let Some(env) = self.env {
             spec.env = env.into_iter().collect();
+        }
+        if let Some(tenant) = self.tenant {
+            if let Err(why) = check_name(tenant.get_ref()) {
+                return Err(origin.error(tenant.span().start, format!("field `tenant`: {why}")));
+            }
+            spec.tenant = Some(tenant.into_inner());
         }
         Ok(())
     }

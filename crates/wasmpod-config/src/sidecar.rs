@@ -17,6 +17,7 @@ struct Sidecar {
     max_memory: Option<Spanned<u64>>,
     interface: Option<Spanned<String>>,
     env: Option<BTreeMap<String, String>>,
+    tenant: Option<Spanned<String>>,
     volumes: Option<BTreeMap<String, String>>,
     allowed_hosts: Option<Vec<String>>,
 }
@@ -40,6 +41,7 @@ pub fn parse_sidecar(path: &Path, text: &str, spec: &mut FunctionSpec) -> Result
         max_memory: sidecar.max_memory,
         interface: sidecar.interface,
         env: sidecar.env,
+        tenant: sidecar.tenant,
     };
     let subject = format!("sidecar of {:?}", spec.module.display().to_string());
     settings.apply(spec, &Origin { file: &file, text, subject: &subject })?;

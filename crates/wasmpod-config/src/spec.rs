@@ -36,6 +36,10 @@ pub struct FunctionSpec {
     /// Environment variables this function's guests get, over the server's `--env` values (and
     /// under the CGI variables of a WAGI request).
     pub env: Vec<(String, String)>,
+    /// The tenant the function belongs to: its caps, its fair share of admission and its
+    /// metrics. `None`: the default tenant (a `modules.toml` entry without `tenant`). A served
+    /// folder always names one (see [`crate::read_functions_dir`]).
+    pub tenant: Option<String>,
     /// Where this function was declared (`modules.toml:12`, or the module's path), for error
     /// messages.
     pub origin: String,
@@ -59,6 +63,7 @@ impl FunctionSpec {
             max_memory_mb: None,
             interface: None,
             env: Vec::new(),
+            tenant: None,
         }
     }
 }
@@ -126,12 +131,27 @@ impl FunctionSource {
     }
 }
 
-/// The result of reading a configuration: the functions, and the warnings worth a log line
-/// (unknown keys, an empty folder).
+/// The result of reading a configuration: the functions, the tenants' own caps, and the warnings
+/// worth a log line (unknown keys, an empty folder).
 #[derive(Debug, Default)]
 pub struct LoadedConfig {
     /// Every function, in the order the configuration lists them (which is WAGI's precedence).
     pub functions: Vec<FunctionSpec>,
+    /// Tenants with caps of their own (`[tenants.<name>]` in `modules.toml`), by name.
+    pub tenants: Vec<TenantSettings>,
     /// One line each, ready to log.
     pub warnings: Vec<String>,
+}
+
+/// A tenant's own caps (`[tenants.<name>]` in `modules.toml`): each one given replaces the
+/// server's default (`--tenant-max-inflight-mb`, `--tenant-max-queued-mb`) for that tenant, so
+/// that an operator can give one customer more room, or less, than the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSettings {
+    /// The tenant.
+    pub name: String,
+    /// MB of its requests that may run at once.
+    pub max_inflight_mb: Option<u64>,
+    /// MB of its requests that may wait for admission at once.
+    pub max_queued_mb: Option<u64>,
 }

@@ -39,7 +39,7 @@ pub use error::{Error, RunError};
 pub use experimental_http::MAX_RESPONSE_BYTES;
 pub use function::{Function, Guest};
 pub use guest_log::{log_file_path, GuestLog};
-pub use limits::{PodMemory, RequestLimits, DEFAULT_TIMEOUT};
+pub use limits::{cpu_metered, PodMemory, RequestLimits, DEFAULT_TIMEOUT};
 pub use live::{LiveRegistry, LoadEvent, LoadOutcome, LoadReport, DEFAULT_COMPILE_THREADS};
 pub use outbound::{OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_TIMEOUT};
 pub use raw::{RawOutcome, RawProgram};

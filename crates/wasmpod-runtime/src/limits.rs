@@ -317,6 +317,22 @@ impl CpuQuota {
     }
 }
 
+/// Runs `future`, adding to `spent` the CPU time its polls take, on whichever worker threads they
+/// run: what a request's guest (and the host work it asks for) costs in CPU, the figure a platform
+/// bills on. Each poll is timed with the thread's CPU clock, so time the future spends waiting
+/// (a sleep, a queue, another task on the thread) is not counted. `spent` grows poll by poll, so
+/// a future dropped before it completes has still counted what it used.
+pub async fn cpu_metered<F: Future>(future: F, spent: &mut Duration) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        let start = thread_cpu_ns();
+        let poll = future.as_mut().poll(cx);
+        *spent += Duration::from_nanos(thread_cpu_ns().saturating_sub(start));
+        poll
+    })
+    .await
+}
+
 /// CPU time consumed by the calling thread, in nanoseconds.
 fn thread_cpu_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -379,6 +395,25 @@ mod tests {
         assert_eq!(CpuQuota::new(250).budget, Duration::from_millis(25));
         assert_eq!(CpuQuota::new(1000).budget, CPU_PERIOD);
         assert_eq!(CpuQuota::new(2000).budget, Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn a_metered_future_counts_its_cpu_and_not_its_waits() {
+        let mut spent = Duration::ZERO;
+        let work = async {
+            let mut x = 0u64;
+            for i in 0..20_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            tokio::task::yield_now().await;
+            x
+        };
+        cpu_metered(work, &mut spent).await;
+        assert!(spent > Duration::ZERO);
+        let mut waited = Duration::ZERO;
+        let started = Instant::now();
+        cpu_metered(tokio::time::sleep(Duration::from_millis(50)), &mut waited).await;
+        assert!(waited < started.elapsed() / 2, "a sleep costs (almost) no CPU: {waited:?}");
     }
 
     #[test]

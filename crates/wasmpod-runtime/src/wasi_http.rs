@@ -25,7 +25,7 @@ use wasmtime_wasi_http::{
     RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
 };
 
-use crate::limits::{LimitedState, Limits};
+use crate::limits::{cpu_metered, LimitedState, Limits};
 use crate::outbound::{self, OutboundPolicy};
 use crate::store::{new_store, Sandbox};
 use crate::{Error, FunctionSpec, RequestLimits, RunError};
@@ -53,6 +53,8 @@ pub struct GuestEnd {
     pub instantiate: Duration,
     /// The most memory (all memories and tables) the instance had at once.
     pub peak_memory_bytes: u64,
+    /// CPU time the guest used after instantiation ([`crate::cpu_metered`]).
+    pub cpu: Duration,
 }
 
 /// A `wasi:http` component prepared at load (its `ProxyPre`). Serve a request with
@@ -167,12 +169,14 @@ impl HttpComponent {
         let guest = tokio::spawn(async move {
             store.data().limits.resume_here();
             let call = proxy.wasi_http_incoming_handler().call_handle(&mut store, request, outparam);
-            let error = match tokio::time::timeout_at(deadline.into(), call).await {
+            let mut cpu = Duration::ZERO;
+            let error = match cpu_metered(tokio::time::timeout_at(deadline.into(), call), &mut cpu).await {
                 Err(_elapsed) => Some(RunError::Timeout(timeout)),
                 Ok(Err(e)) => Some(store.data().limits.trap_error(&e)),
                 Ok(Ok(())) => None,
             };
-            let end = GuestEnd { error, instantiate, peak_memory_bytes: store.data().limits.memory.peak };
+            let peak_memory_bytes = store.data().limits.memory.peak;
+            let end = GuestEnd { error, instantiate, peak_memory_bytes, cpu };
             // Dropping the store ends the response body: complete if the guest finished it,
             // an error (hyper aborts the response) if not.
             drop(store);

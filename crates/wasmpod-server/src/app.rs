@@ -14,16 +14,17 @@ use http_body_util::BodyExt;
 use wasmpod_admission::{
     units_from_header, Breaker, BreakerConfig, CpuGauge, CpuSampler, Grant, RefusalReason, Ticket,
 };
-use wasmpod_config::FunctionSource;
+use wasmpod_config::{FunctionSource, TenantSettings};
 use wasmpod_runtime::{
-    Function, Guest, GuestEnd, HttpComponent, LiveRegistry, LoadOutcome, LoadReport, PodMemory, RawProgram,
-    Registry, RequestLimits, RunError, WagiInput, WagiModule,
+    cpu_metered, Function, Guest, GuestEnd, HttpComponent, LiveRegistry, LoadOutcome, LoadReport, PodMemory,
+    RawProgram, Registry, RequestLimits, RunError, WagiInput, WagiModule,
 };
 use wasmpod_wagi::{build_argv, build_env, CgiRequest, OutputError, DEFAULT_HOST, MISSING_HEADERS_MESSAGE};
 
 use crate::identity::ServiceIdentity;
 use crate::metrics::{FunctionMetrics, Metrics, Refusal};
 use crate::running::{RunningGuest, RunningGuests};
+use crate::tenants::{tenant_name, Tenant, TenantTable, Usage};
 use crate::wasmbox::{raw_stdin, RawReply};
 use crate::ResponseBody;
 
@@ -90,6 +91,8 @@ pub struct App {
     cpu: Arc<CpuGauge>,
     /// Shared with component guests that outlive their response (their end is counted later).
     metrics: Arc<Metrics>,
+    /// Every tenant seen: admission ids, series, own caps.
+    tenants: TenantTable,
     draining: AtomicBool,
     /// Guests running now, for the shutdown (which may have to stop them).
     running: Arc<RunningGuests>,
@@ -130,6 +133,7 @@ impl App {
             breaker,
             cpu,
             metrics,
+            tenants: TenantTable::default(),
             draining: AtomicBool::new(false),
             running: Arc::default(),
             pod_memory,
@@ -168,7 +172,21 @@ impl App {
         }
         let report = self.live.update(loaded.functions).await;
         self.loaded(&report, false);
+        self.set_tenant_caps(&loaded.tenants);
         Some(report)
+    }
+
+    /// Gives the tenants of `settings` their own caps (`[tenants.<name>]`), and every other
+    /// tenant the defaults (`--tenant-max-inflight-mb`, `--tenant-max-queued-mb`). Caps need
+    /// admission: with `--no-admission` they are ignored, with a warning.
+    pub fn set_tenant_caps(&self, settings: &[TenantSettings]) {
+        match (&self.breaker, &self.config.admission) {
+            (Some(breaker), Some(admission)) => {
+                self.tenants.set_caps(settings, breaker, admission.tenant_limits, &self.metrics);
+            }
+            _ if !settings.is_empty() => tracing::warn!("admission is off: tenant caps are ignored"),
+            _ => {}
+        }
     }
 
     /// Logs what a load did, counts it, and brings the per-function metrics in line with the
@@ -207,6 +225,9 @@ impl App {
         }
         let registry = self.live.current();
         self.metrics.set_functions(registry.functions().map(|f| (f.name(), f.load_error().is_none())));
+        for function in registry.functions() {
+            self.tenants.add(tenant_name(function), self.breaker.as_ref(), &self.metrics);
+        }
     }
 
     /// Marks the pod as going away: `/readyz` fails from now on, requests still run.
@@ -254,6 +275,7 @@ impl App {
         };
         let function = &function;
         let trace = Trace {
+            tenant: self.tenants.of(function, self.breaker.as_ref(), &self.metrics),
             function,
             request_id: self.next_request_id.fetch_add(1, Ordering::Relaxed),
             started: Instant::now(),
@@ -341,8 +363,10 @@ impl App {
             argv: build_argv(parts.uri.path(), parts.uri.query(), module.argv_template()),
             body,
         };
-        let result = module.run(input, &admitted.limits).await;
+        let mut admitted = admitted;
+        let result = cpu_metered(module.run(input, &admitted.limits), &mut admitted.usage.cpu).await;
         admitted.running.finish();
+        drop(admitted.usage);
         learn_from(admitted.grant, result.as_ref().map(|o| o.peak_memory_bytes));
         let outcome = result.map_err(Failure::guest)?;
         let response = outcome.response;
@@ -373,7 +397,9 @@ impl App {
         admitted: Admitted,
     ) -> Result<Answer, Failure> {
         let started = Instant::now();
-        let result = program.run(stdin, &self.guest_env(trace.function), &admitted.limits).await;
+        let mut admitted = admitted;
+        let env = self.guest_env(trace.function);
+        let result = cpu_metered(program.run(stdin, &env, &admitted.limits), &mut admitted.usage.cpu).await;
         let reply = RawReply {
             compat: self.config.wasmbox_compat,
             execution: started.elapsed(),
@@ -381,6 +407,7 @@ impl App {
             in_flight: self.running.count(),
         };
         admitted.running.finish();
+        drop(admitted.usage);
         learn_from(admitted.grant, result.as_ref().map(|o| o.peak_memory_bytes));
         match result {
             Ok(outcome) => Ok(Answer {
@@ -419,11 +446,15 @@ impl App {
         let metrics = self.metrics.clone();
         let name = trace.function.name().clone();
         let request_id = trace.request_id;
-        let Admitted { grant, limits, running } = admitted;
+        let Admitted { grant, limits, running, mut usage } = admitted;
+        let tenant = trace.tenant.metrics.clone();
         let on_end = move |end: GuestEnd| {
             // Held until now: the guest's memory was in use until it finished.
+            usage.cpu += end.cpu;
+            drop(usage);
             learn_from(grant, end.error.as_ref().map_or(Ok(end.peak_memory_bytes), Err));
             running.finish();
+            tenant.observe_peak(end.peak_memory_bytes);
             if let Some(m) = metrics.function(&name) {
                 m.observe_instance(end.instantiate, end.peak_memory_bytes);
             }
@@ -434,7 +465,11 @@ impl App {
         };
         let request = Request::from_parts(parts, body);
         let env = self.guest_env(trace.function);
-        let outcome = component.serve(request, &env, &limits, on_end).await.map_err(Failure::guest)?;
+        // The instantiation's CPU; the guest's own is in its end (`on_end`).
+        let mut cpu = std::time::Duration::ZERO;
+        let served = cpu_metered(component.serve(request, &env, &limits, on_end), &mut cpu).await;
+        trace.tenant.metrics.add_cpu(cpu);
+        let outcome = served.map_err(Failure::guest)?;
         let response = outcome.response.map(ResponseBody::stream);
         // The instance's peak is known only when the guest ends (`on_end`).
         Ok(Answer { response, instantiate: outcome.instantiate, peak_memory_bytes: None })
@@ -453,11 +488,15 @@ impl App {
         let function = trace.function.name();
         let response = match result {
             Ok(answer) => {
-                if let (Some(m), Some(peak)) = (&trace.metrics, answer.peak_memory_bytes) {
-                    m.observe_instance(answer.instantiate, peak);
+                if let Some(peak) = answer.peak_memory_bytes {
+                    trace.tenant.metrics.observe_peak(peak);
+                    if let Some(m) = &trace.metrics {
+                        m.observe_instance(answer.instantiate, peak);
+                    }
                 }
                 tracing::debug!(
                     %function,
+                    tenant = %trace.tenant.name,
                     request_id = trace.request_id,
                     status = answer.response.status().as_u16(),
                     elapsed_us = elapsed.as_micros() as u64,
@@ -479,6 +518,7 @@ impl App {
                 self.metrics.guest_error(function, error.kind());
                 tracing::error!(
                     %function,
+                    tenant = %trace.tenant.name,
                     request_id = trace.request_id,
                     status = status.as_u16(),
                     kind = error.kind(),
@@ -489,8 +529,10 @@ impl App {
                 response
             }
         };
+        let status = response.status().as_u16();
+        trace.tenant.metrics.observe(status);
         if let Some(m) = &trace.metrics {
-            m.observe(response.status().as_u16(), elapsed);
+            m.observe(status, elapsed);
         }
         response
     }
@@ -519,7 +561,8 @@ impl App {
             pod_memory: Some(self.pod_memory.clone()),
         };
         let running = self.running.enter(trace.function.name().clone(), trace.request_id);
-        Ok(Admitted { grant, limits, running })
+        let usage = Usage::start(&trace.tenant, grant_mb);
+        Ok(Admitted { grant, limits, running, usage })
     }
 
     async fn acquire(
@@ -529,11 +572,15 @@ impl App {
         units: u64,
     ) -> Result<Grant, Response<ResponseBody>> {
         let queue_timeout = self.config.queue_timeout.unwrap_or(self.config.timeout);
-        // Every request is the default tenant's until functions carry tenants.
         // The function's peaks are learned in either weight mode (its weight is in the metrics
         // before it is trusted); `--admission-weight learned` admits by them.
         let function = Some(breaker.function(trace.function.name()));
-        let ticket = Ticket { function, queue_timeout: Some(queue_timeout), ..Ticket::new(units) };
+        let ticket = Ticket {
+            tenant: trace.tenant.id,
+            function,
+            queue_timeout: Some(queue_timeout),
+            ..Ticket::new(units)
+        };
         let rejection = match breaker.acquire(ticket).await {
             Ok(grant) => {
                 self.metrics.admitted();
@@ -554,6 +601,7 @@ impl App {
         self.metrics.refused(refusal);
         tracing::warn!(
             function = %trace.function.name(),
+            tenant = %trace.tenant.name,
             request_id = trace.request_id,
             units,
             status = status.as_u16(),
@@ -574,7 +622,8 @@ impl App {
             self.pod_memory.refused_growths(),
             learned.iter().filter_map(|f| Some((&*f.name, f.learned_mb?))),
         );
-        let body = self.metrics.render(snapshot, self.cpu.cores(), instances, outbound_denied);
+        let tenants = self.breaker.as_ref().map(Breaker::tenant_snapshots).unwrap_or_default();
+        let body = self.metrics.render(snapshot, self.cpu.cores(), instances, outbound_denied, &tenants);
         let mut response = Response::new(ResponseBody::full(body));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -587,6 +636,7 @@ impl App {
 /// One guest request, for its log lines and metrics: which function, its id, its clock.
 struct Trace<'a> {
     function: &'a Function,
+    tenant: Arc<Tenant>,
     request_id: u64,
     started: Instant,
     metrics: Option<Arc<FunctionMetrics>>,
@@ -598,6 +648,8 @@ struct Admitted {
     grant: Option<Grant>,
     limits: RequestLimits,
     running: RunningGuest,
+    /// Billed to the tenant when dropped, after the guest has finished.
+    usage: Usage,
 }
 
 /// A routed request ready to run: its guest, and the input that kind of guest takes.

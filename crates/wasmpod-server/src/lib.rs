@@ -14,6 +14,7 @@ mod identity;
 mod metrics;
 mod running;
 mod serve;
+mod tenants;
 mod wasmbox;
 mod watch;
 
@@ -23,7 +24,8 @@ pub use identity::ServiceIdentity;
 pub use serve::{serve, ShutdownConfig, Stop, DEFAULT_DRAIN_PERIOD, DEFAULT_SHUTDOWN_TIMEOUT};
 pub use wasmbox::{raw_stdin, EXECUTION_TIME_HEADER, NUM_CURRENT_REQUESTS_HEADER, WASMBOX_FAILURE_BODY};
 pub use wasmpod_admission::{
-    high_water_mark, BreakerConfig, Learning, WeightMode, DEFAULT_CAPACITY_MB,
-    DEFAULT_MEMORY_HIGH_WATER_PERCENT, DEFAULT_QUEUE_DEPTH_MB,
+    high_water_mark, BreakerConfig, Learning, TenantLimits, WeightMode, DEFAULT_CAPACITY_MB,
+    DEFAULT_MEMORY_HIGH_WATER_PERCENT, DEFAULT_QUEUE_DEPTH_MB, DEFAULT_TENANT_MAX_INFLIGHT_MB,
+    DEFAULT_TENANT_MAX_QUEUED_MB,
 };
 pub use watch::{watch_source, SourceWatch, RELOAD_DEBOUNCE};

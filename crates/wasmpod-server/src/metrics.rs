@@ -5,7 +5,7 @@
 //! bumps atomics and never allocates a label set.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -17,7 +17,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use wasmpod_admission::Snapshot;
+use wasmpod_admission::{Snapshot, TenantSnapshot};
 
 use crate::identity::ServiceIdentity;
 
@@ -46,6 +46,23 @@ struct ReasonLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StageLabel {
     stage: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabel {
+    tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantStatusLabels {
+    tenant: String,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantReasonLabels {
+    tenant: String,
+    reason: &'static str,
 }
 
 /// Why admission said no, as a metric label.
@@ -85,6 +102,128 @@ impl FunctionMetrics {
     pub fn observe_instance(&self, instantiate: Duration, peak_memory_bytes: u64) {
         self.instantiate.observe(instantiate.as_secs_f64());
         self.peak_memory.observe(peak_memory_bytes as f64);
+    }
+}
+
+/// One tenant's series, resolved once when the tenant is first seen. A tenant's series are never
+/// removed: they are what the tenant is billed on, and a counter must not vanish or restart.
+pub struct TenantMetrics {
+    /// Responses by status class: index 0 for 1xx ... 4 for 5xx.
+    responses: [Counter; 5],
+    cpu_seconds: Counter<f64, AtomicU64>,
+    memory_mb_seconds: Counter<f64, AtomicU64>,
+    peak_memory: Gauge,
+}
+
+impl TenantMetrics {
+    /// A response to a request of this tenant, whatever answered it (guest, refusal, error).
+    pub fn observe(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.responses[class].inc();
+    }
+
+    /// CPU time a request of this tenant used.
+    pub fn add_cpu(&self, cpu: Duration) {
+        self.cpu_seconds.inc_by(cpu.as_secs_f64());
+    }
+
+    /// A request held a memory grant of `memory_mb` for `held`.
+    pub fn add_memory(&self, memory_mb: u64, held: Duration) {
+        self.memory_mb_seconds.inc_by(memory_mb as f64 * held.as_secs_f64());
+    }
+
+    /// An instance of this tenant reached `bytes` of memory at its peak.
+    pub fn observe_peak(&self, bytes: u64) {
+        self.peak_memory.inner().fetch_max(i64::try_from(bytes).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+}
+
+/// The families with a `tenant` label.
+struct TenantFamilies {
+    responses: Family<TenantStatusLabels, Counter>,
+    cpu_seconds: Family<TenantLabel, Counter<f64, AtomicU64>>,
+    memory_mb_seconds: Family<TenantLabel, Counter<f64, AtomicU64>>,
+    peak_memory: Family<TenantLabel, Gauge>,
+    inflight_memory: Family<TenantLabel, Gauge>,
+    queued_memory: Family<TenantLabel, Gauge>,
+    rejected: Family<TenantReasonLabels, Counter>,
+}
+
+impl TenantFamilies {
+    fn register(registry: &mut Registry) -> TenantFamilies {
+        let families = TenantFamilies {
+            responses: Family::default(),
+            cpu_seconds: Family::default(),
+            memory_mb_seconds: Family::default(),
+            peak_memory: Family::default(),
+            inflight_memory: Family::default(),
+            queued_memory: Family::default(),
+            rejected: Family::default(),
+        };
+        registry.register(
+            "tenant_responses",
+            "Responses to a tenant's requests by status class (refusals included)",
+            families.responses.clone(),
+        );
+        registry.register(
+            "tenant_cpu_seconds",
+            "CPU time a tenant's guests used, in seconds (billing)",
+            families.cpu_seconds.clone(),
+        );
+        registry.register(
+            "tenant_memory_mb_seconds",
+            "Memory grant (MB) times the seconds a tenant's requests held it (billing)",
+            families.memory_mb_seconds.clone(),
+        );
+        registry.register(
+            "tenant_memory_peak_bytes",
+            "The most memory any one instance of a tenant has used",
+            families.peak_memory.clone(),
+        );
+        registry.register(
+            "tenant_inflight_memory_mb",
+            "Declared memory (MB) of a tenant's requests running",
+            families.inflight_memory.clone(),
+        );
+        registry.register(
+            "tenant_queued_memory_mb",
+            "Declared memory (MB) of a tenant's requests waiting for admission",
+            families.queued_memory.clone(),
+        );
+        registry.register(
+            "tenant_rejected",
+            "A tenant's requests refused by admission, by reason",
+            families.rejected.clone(),
+        );
+        families
+    }
+
+    fn create(&self, name: &str) -> TenantMetrics {
+        let tenant = TenantLabel { tenant: name.to_owned() };
+        let class = |status| {
+            self.responses.get_or_create_owned(&TenantStatusLabels { tenant: name.to_owned(), status })
+        };
+        TenantMetrics {
+            responses: STATUS_CLASSES.map(class),
+            cpu_seconds: self.cpu_seconds.get_or_create_owned(&tenant),
+            memory_mb_seconds: self.memory_mb_seconds.get_or_create_owned(&tenant),
+            peak_memory: self.peak_memory.get_or_create_owned(&tenant),
+        }
+    }
+
+    /// Brings the admission figures of every tenant up to date (at scrape time).
+    fn set_admission(&self, tenants: &[TenantSnapshot]) {
+        for snapshot in tenants {
+            let tenant = TenantLabel { tenant: snapshot.name.to_string() };
+            self.inflight_memory.get_or_create(&tenant).set(snapshot.in_flight_units as i64);
+            self.queued_memory.get_or_create(&tenant).set(snapshot.queued_units as i64);
+            for (reason, count) in snapshot.refusals.iter() {
+                let labels = TenantReasonLabels { tenant: snapshot.name.to_string(), reason: reason.label() };
+                // Admission counts; the counter here catches up to it.
+                let counter = self.rejected.get_or_create(&labels);
+                counter.inc_by(count.saturating_sub(counter.get()));
+            }
+        }
     }
 }
 
@@ -140,6 +279,9 @@ pub struct Metrics {
     series: FunctionFamilies,
     function_states: Family<StateLabel, Gauge>,
     loads: Family<ResultLabel, Counter>,
+    tenant_series: TenantFamilies,
+    /// Each tenant's series, created the first time the tenant is seen and never removed.
+    tenants: Mutex<HashMap<Arc<str>, Arc<TenantMetrics>>>,
 }
 
 /// The families with a `function` label, to create and remove a function's series.
@@ -297,7 +439,10 @@ impl Metrics {
             "Loads of a function (at start and on every reload that changed it), by result: ok or failed",
             loads.clone(),
         );
+        let tenant_series = TenantFamilies::register(&mut registry);
         Metrics {
+            tenant_series,
+            tenants: Mutex::default(),
             registry,
             inflight_memory,
             queued_memory,
@@ -322,6 +467,13 @@ impl Metrics {
             function_states,
             loads,
         }
+    }
+
+    /// The series of tenant `name`, created the first time it is asked for (when a function of
+    /// the tenant loads, not per request).
+    pub fn tenant(&self, name: &Arc<str>) -> Arc<TenantMetrics> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+        tenants.entry(name.clone()).or_insert_with(|| Arc::new(self.tenant_series.create(name))).clone()
     }
 
     /// The series of `name`, while it is loaded.
@@ -414,8 +566,10 @@ impl Metrics {
         cpu_cores: f64,
         instances: u64,
         outbound_denied: impl IntoIterator<Item = (&'f Arc<str>, u64)>,
+        tenants: &[TenantSnapshot],
     ) -> String {
         let _scrape = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        self.tenant_series.set_admission(tenants);
         for (function, denied) in outbound_denied {
             if denied == 0 {
                 continue;
@@ -472,7 +626,25 @@ mod tests {
             real_memory_bytes: 0,
             memory_high_water_bytes: None,
         };
-        let text = metrics.render(Some(snapshot), 1.5, 2, [(&name, 3)]);
+        let acme: Arc<str> = Arc::from("acme");
+        let tenant = metrics.tenant(&acme);
+        tenant.observe(200);
+        tenant.observe(503);
+        tenant.add_cpu(Duration::from_millis(250));
+        tenant.add_memory(100, Duration::from_millis(500));
+        tenant.observe_peak(3 << 20);
+        tenant.observe_peak(1 << 20);
+        let mut admission = wasmpod_admission::Admission::<()>::new(wasmpod_admission::BreakerConfig {
+            tenant_limits: wasmpod_admission::TenantLimits { max_in_flight_units: 100, max_queued_units: 0 },
+            ..Default::default()
+        })
+        .unwrap();
+        let id = admission.tenant("acme");
+        let request = wasmpod_admission::Request { tenant: id, function: None, memory_mb: 60, queue_timeout: None };
+        let _running = admission.arrive(Duration::ZERO, request, || ());
+        let _refused = admission.arrive(Duration::ZERO, request, || ());
+        let tenants: Vec<_> = admission.tenant_snapshots().collect();
+        let text = metrics.render(Some(snapshot), 1.5, 2, [(&name, 3)], &tenants);
         for line in [
             "wasmpod_inflight_memory_mb 300",
             "wasmpod_queued_memory_mb 100",
@@ -493,6 +665,15 @@ mod tests {
             "wasmpod_request_duration_seconds_count{function=\"/hello\"} 2",
             "wasmpod_instantiate_seconds_count{function=\"/hello\"} 1",
             "wasmpod_memory_peak_bytes_sum{function=\"/hello\"} 1048576.0",
+            "wasmpod_tenant_responses_total{tenant=\"acme\",status=\"2xx\"} 1",
+            "wasmpod_tenant_responses_total{tenant=\"acme\",status=\"5xx\"} 1",
+            "wasmpod_tenant_cpu_seconds_total{tenant=\"acme\"} 0.25",
+            "wasmpod_tenant_memory_mb_seconds_total{tenant=\"acme\"} 50.0",
+            "wasmpod_tenant_memory_peak_bytes{tenant=\"acme\"} 3145728",
+            "wasmpod_tenant_inflight_memory_mb{tenant=\"acme\"} 60",
+            "wasmpod_tenant_queued_memory_mb{tenant=\"acme\"} 0",
+            "wasmpod_tenant_rejected_total{tenant=\"acme\",reason=\"tenant_queue_full\"} 1",
+            "wasmpod_tenant_inflight_memory_mb{tenant=\"default\"} 0",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

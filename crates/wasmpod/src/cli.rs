@@ -18,7 +18,7 @@ use wasmpod_config::{FunctionSource, FunctionSpec, Interface, LoadedConfig};
 use wasmpod_runtime::{build_engine, ArtifactCache, EngineOptions, LiveRegistry, Runtime};
 use wasmpod_server::{
     high_water_mark, App, AppConfig, BreakerConfig, Learning, ServiceIdentity, ShutdownConfig, Stop,
-    WeightMode,
+    TenantLimits, WeightMode,
 };
 
 use crate::env_flags::user_env;
@@ -162,6 +162,16 @@ struct AdmissionArgs {
     #[arg(long, value_name = "MB", default_value_t = wasmpod_server::DEFAULT_MEMORY_REQUEST_MB, value_parser = clap::value_parser!(u64).range(1..), env = "WASMPOD_DEFAULT_MEMORY_REQUEST")]
     default_memory_request: u64,
 
+    /// Memory (MB) of one tenant's requests allowed to run at once, unless `[tenants.NAME]` in
+    /// modules.toml says otherwise; a tenant at its cap waits without holding back the others.
+    #[arg(long, value_name = "MB", default_value_t = wasmpod_server::DEFAULT_TENANT_MAX_INFLIGHT_MB, value_parser = clap::value_parser!(u64).range(1..), env = "WASMPOD_TENANT_MAX_INFLIGHT_MB")]
+    tenant_max_inflight_mb: u64,
+
+    /// Memory (MB) of one tenant's requests allowed to wait for admission at once; beyond it the
+    /// tenant's requests are refused at once (503), so one tenant's flood cannot fill the queue.
+    #[arg(long, value_name = "MB", default_value_t = wasmpod_server::DEFAULT_TENANT_MAX_QUEUED_MB, value_parser = clap::value_parser!(u64).range(1..), env = "WASMPOD_TENANT_MAX_QUEUED_MB")]
+    tenant_max_queued_mb: u64,
+
     /// Admit every request at once (no queue, no refusals): for benchmarks of the bare path.
     #[arg(long)]
     no_admission: bool,
@@ -217,6 +227,10 @@ impl AdmissionArgs {
                 .filter(|_| gated)
                 .map(|mb| high_water_mark(mb, self.memory_high_water_percent)),
             learning: Learning { mode, ..Learning::default() },
+            tenant_limits: TenantLimits {
+                max_in_flight_units: self.tenant_max_inflight_mb,
+                max_queued_units: self.tenant_max_queued_mb,
+            },
             ..BreakerConfig::default()
         })
     }
@@ -418,6 +432,7 @@ async fn load(
     let runtime = Runtime::new(options)?;
     let live = LiveRegistry::new(runtime, log_dir, start.compile_threads, start.strict);
     let report = live.update(loaded.functions).await;
+    let tenants = loaded.tenants;
     let fatal = match &source {
         Some(FunctionSource::Folder(_)) if !start.strict => None,
         _ => report.fatal(start.strict),
@@ -425,7 +440,9 @@ async fn load(
     if let Some(error) = fatal {
         bail!("{error}");
     }
-    Ok(Arc::new(App::new(live, &report, source, config).context("admission settings")?))
+    let app = App::new(live, &report, source, config).context("admission settings")?;
+    app.set_tenant_caps(&tenants);
+    Ok(Arc::new(app))
 }
 
 /// Reloads the functions on every SIGHUP (the usual "read your configuration again").
@@ -519,7 +536,7 @@ async fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut spec = FunctionSpec::new("/...", &args.module);
     spec.entrypoint = args.entrypoint.clone();
     spec.interface = args.interface.as_deref().and_then(Interface::parse);
-    let loaded = LoadedConfig { functions: vec![spec], warnings: Vec::new() };
+    let loaded = LoadedConfig { functions: vec![spec], ..LoadedConfig::default() };
     let config = AppConfig {
         user_env: user_env(&args.guest.env, &args.guest.env_files)?,
         timeout: args.guest.timeout,
