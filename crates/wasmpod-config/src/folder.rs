@@ -44,10 +44,9 @@ pub fn read_functions_dir(dir: &Path) -> Result<LoadedConfig, ConfigError> {
             Ok(()) => {
                 tenants.insert(tenant.to_owned(), modules);
             }
-            Err(why) => loaded.warnings.push(format!(
-                "{}: skipped, not a tenant folder: {why}",
-                path.display()
-            )),
+            Err(why) => {
+                loaded.warnings.push(format!("{}: skipped, not a tenant folder: {why}", path.display()))
+            }
         }
     }
     let functions = tenants
@@ -183,7 +182,9 @@ mod tests {
         for folder in ["acme", "beta", "Bad Name", ".git", "empty"] {
             std::fs::create_dir(root.join(folder)).unwrap();
         }
-        for file in ["acme/api.wasm", "acme/web.wat", "beta/api.wat", "acme.wasm", "solo.wat", "Bad Name/x.wasm"] {
+        for file in
+            ["acme/api.wasm", "acme/web.wat", "beta/api.wat", "acme.wasm", "solo.wat", "Bad Name/x.wasm"]
+        {
             std::fs::write(root.join(file), "").unwrap();
         }
         std::fs::write(root.join(".git/hook.wasm"), "").unwrap();
@@ -204,7 +205,11 @@ mod tests {
             ]
         );
         assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
-        assert!(loaded.warnings[0].contains("Bad Name: skipped, not a tenant folder"), "{:?}", loaded.warnings);
+        assert!(
+            loaded.warnings[0].contains("Bad Name: skipped, not a tenant folder"),
+            "{:?}",
+            loaded.warnings
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::settings::{line_of, Origin, Settings, SETTINGS_KEYS};
 use crate::names::check_name;
+use crate::settings::{line_of, Origin, Settings, SETTINGS_KEYS};
 use crate::{ConfigError, FunctionSpec, LoadedConfig, TenantSettings};
 
 /// What `modules.toml` may say. Unknown keys are ignored, as in WAGI, and named in a warning.

@@ -640,7 +640,8 @@ mod tests {
         })
         .unwrap();
         let id = admission.tenant("acme");
-        let request = wasmpod_admission::Request { tenant: id, function: None, memory_mb: 60, queue_timeout: None };
+        let request =
+            wasmpod_admission::Request { tenant: id, function: None, memory_mb: 60, queue_timeout: None };
         let _running = admission.arrive(Duration::ZERO, request, || ());
         let _refused = admission.arrive(Duration::ZERO, request, || ());
         let tenants: Vec<_> = admission.tenant_snapshots().collect();

@@ -40,7 +40,12 @@ pub(crate) fn tenant_name(function: &Function) -> &str {
 
 impl TenantTable {
     /// The tenant of `function`'s requests.
-    pub(crate) fn of(&self, function: &Function, breaker: Option<&Breaker>, metrics: &Metrics) -> Arc<Tenant> {
+    pub(crate) fn of(
+        &self,
+        function: &Function,
+        breaker: Option<&Breaker>,
+        metrics: &Metrics,
+    ) -> Arc<Tenant> {
         let name = tenant_name(function);
         if let Some(tenant) = self.by_name.load().get(name) {
             return tenant.clone();

@@ -149,8 +149,16 @@ async fn a_flooding_tenant_gets_fast_503s_and_a_light_one_never_notices() {
     assert!(refused > 0);
 
     let text = scrape(&server).await;
-    assert_eq!(metric(&text, "wasmpod_tenant_responses_total{tenant=\"b\",status=\"2xx\"}"), Some(20.0), "{text}");
-    assert_eq!(metric(&text, "wasmpod_tenant_responses_total{tenant=\"b\",status=\"5xx\"}"), Some(0.0), "{text}");
+    assert_eq!(
+        metric(&text, "wasmpod_tenant_responses_total{tenant=\"b\",status=\"2xx\"}"),
+        Some(20.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "wasmpod_tenant_responses_total{tenant=\"b\",status=\"5xx\"}"),
+        Some(0.0),
+        "{text}"
+    );
     for reason in ["too_large", "queue_full", "tenant_too_large", "tenant_queue_full", "queue_timeout"] {
         let series = format!("wasmpod_tenant_rejected_total{{tenant=\"b\",reason=\"{reason}\"}}");
         assert_eq!(metric(&text, &series), Some(0.0), "{series}:\n{text}");
@@ -202,7 +210,10 @@ async fn each_tenant_is_counted_and_billed_on_its_own() {
 
     // The debug request line names the tenant.
     let log = server.wait_for_log("tenant=gamma");
-    assert!(log.lines().any(|l| l.contains("function=/beta/sleep/...") && l.contains("tenant=gamma")), "{log}");
+    assert!(
+        log.lines().any(|l| l.contains("function=/beta/sleep/...") && l.contains("tenant=gamma")),
+        "{log}"
+    );
 }
 
 /// A `modules.toml` names each function's tenant and may give a tenant caps of its own, over
@@ -219,11 +230,10 @@ async fn a_tenants_own_caps_come_from_modules_toml() {
         guests::HELLO
     );
     std::fs::write(&config, &with_caps).unwrap();
-    let server = Server::start_in(
-        dir.path(),
-        &["-c", config.to_str().unwrap(), "--tenant-max-inflight-mb", "300"],
-    );
-    let get = |path: &'static str, mb: &'static str| server.send(Request::get(path).header("Memory-Request", mb));
+    let server =
+        Server::start_in(dir.path(), &["-c", config.to_str().unwrap(), "--tenant-max-inflight-mb", "300"]);
+    let get =
+        |path: &'static str, mb: &'static str| server.send(Request::get(path).header("Memory-Request", mb));
 
     let r = get("/small", "200").await;
     assert_eq!(r.status, 413, "{}", r.text());
