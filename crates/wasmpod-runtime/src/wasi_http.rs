@@ -165,6 +165,7 @@ impl HttpComponent {
         let instantiate = start.elapsed();
 
         let (end_tx, end_rx) = tokio::sync::oneshot::channel();
+        let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
         let timeout = limits.timeout;
         let guest = tokio::spawn(async move {
             store.data().limits.resume_here();
@@ -175,10 +176,11 @@ impl HttpComponent {
                 Ok(Err(e)) => Some(store.data().limits.trap_error(&e)),
                 Ok(Ok(())) => None,
             };
+            // Said before the store goes: dropping it ends the response body, and the body tells
+            // the client whether that end is complete by this (see `GuestBody`).
+            let _ = failed_tx.send(error.is_some());
             let peak_memory_bytes = store.data().limits.memory.peak;
             let end = GuestEnd { error, instantiate, peak_memory_bytes, cpu };
-            // Dropping the store ends the response body: complete if the guest finished it,
-            // an error (hyper aborts the response) if not.
             drop(store);
             if responded.load(Ordering::SeqCst) {
                 on_end(end);
@@ -204,6 +206,7 @@ impl HttpComponent {
             }
         };
         guard.disarm();
+        let response = response.map(|inner| GuestBody { inner, failed: failed_rx }.boxed_unsync());
         Ok(HttpOutcome { response, instantiate })
     }
 
@@ -230,6 +233,46 @@ impl HttpComponent {
             limits: Limits::for_component(limits),
         };
         new_store(self.pre.engine(), state)
+    }
+}
+
+/// A component's response body, which ends cleanly only if its guest did not fail. wasmtime ends
+/// the body cleanly when the guest's store is dropped, whatever happened, so without this a guest
+/// that failed half way through its body would look to the client like a complete response; with
+/// it, the body ends with an error and hyper aborts the response (the client sees it truncated).
+struct GuestBody {
+    inner: HttpBody,
+    /// Whether the guest failed, sent before its store (and with it the body's writer) is
+    /// dropped; closed without a value when the guest task was stopped.
+    failed: tokio::sync::oneshot::Receiver<bool>,
+}
+
+impl http_body::Body for GuestBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        use tokio::sync::oneshot::error::TryRecvError;
+        let this = self.get_mut();
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            std::task::Poll::Ready(None) => {}
+            other => return other,
+        }
+        // The body ended: finished by the guest while it runs (no word yet: complete), or because
+        // its store was dropped when it ended (the word came first).
+        std::task::Poll::Ready(match this.failed.try_recv() {
+            Ok(false) | Err(TryRecvError::Empty) => None,
+            Ok(true) | Err(TryRecvError::Closed) => Some(Err(wasmtime_wasi_http::Error::InternalError(
+                Some("the guest failed before it finished its response body".to_owned()),
+            ))),
+        })
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

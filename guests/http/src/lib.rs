@@ -8,6 +8,10 @@
 //!   200 with the upstream body, or 502 with the error code's debug text
 //! - `hog?mb=N`: allocates and touches N MiB, then answers 200
 //! - `spin`: loops forever
+//! - `log`: prints a line to stdout and one to stderr, then answers 200 `logged\n`
+//! - `fail-after-headers`: answers 200, writes and flushes `partial`, then traps, so the
+//!   response ends early
+//! - `cpu?iters=N`: N rounds of xorshift64 (default 50,000,000), then 200 `result=...`
 
 use wasi::exports::http::incoming_handler::Guest;
 use wasi::http::outgoing_handler;
@@ -38,6 +42,24 @@ impl Guest for Component {
                 loop {
                     n = std::hint::black_box(n.wrapping_add(1));
                 }
+            }
+            "log" => {
+                println!("component stdout line");
+                eprintln!("component stderr line");
+                respond(out, 200, &[("content-type", b"text/plain")], b"logged\n");
+            }
+            "fail-after-headers" => fail_after_headers(out),
+            "cpu" => {
+                let iters: u64 = param(query, "iters").and_then(|n| n.parse().ok()).unwrap_or(50_000_000);
+                let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+                for _ in 0..iters {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x = std::hint::black_box(x);
+                }
+                let body = format!("result={x}\n");
+                respond(out, 200, &[("content-type", b"text/plain")], body.as_bytes());
             }
             _ => respond(out, 404, &[("content-type", b"text/plain")], b"no such endpoint\n"),
         }
@@ -73,6 +95,17 @@ fn echo(request: IncomingRequest, out: ResponseOutparam, path_with_query: &str) 
     }
     IncomingBody::finish(request_body);
     OutgoingBody::finish(response_body, None).expect("finish response body");
+}
+
+/// Sends the headers and the start of the body, then fails: the client gets a truncated body.
+fn fail_after_headers(out: ResponseOutparam) {
+    let response = OutgoingResponse::new(fields(&[("content-type", b"text/plain")]));
+    let response_body = response.body().expect("response body");
+    ResponseOutparam::set(out, Ok(response));
+    let output = response_body.write().expect("response body stream");
+    write_all(&output, b"partial");
+    output.blocking_flush().expect("flush");
+    panic!("failing after the headers went out");
 }
 
 fn outbound(out: ResponseOutparam, url: String) {
