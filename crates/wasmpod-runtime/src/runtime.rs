@@ -491,6 +491,10 @@ pub(crate) mod tests {
         assert_eq!(
             routes(&registry),
             [
+                ("/r/narrow/deep".to_owned(), "wagi", "one"),
+                ("/r/narrow/...".to_owned(), "wagi", "two"),
+                ("/r/wide/...".to_owned(), "wagi", "two"),
+                ("/r/wide/exact".to_owned(), "wagi", "one"),
                 ("/r/two/...".to_owned(), "wagi", "two"),
                 ("/r/one".to_owned(), "wagi", "one"),
                 ("/r/...".to_owned(), "wagi", "_start"),

@@ -1,4 +1,6 @@
-//! Dynamic routes: `_routes` declares `/one` -> `one` and `/two/...` -> `two`.
+//! Dynamic routes: `_routes` declares `/one` -> `one` and `/two/...` -> `two`, and two pairs of
+//! overlapping routes in opposite orders (`/wide/exact` before `/wide/...`, `/narrow/...` before
+//! `/narrow/deep`): the route printed last wins where they overlap, whichever is more specific.
 //! The extra exports are made visible by `--export` linker args in `build.rs`.
 
 use std::io::Write;
@@ -11,7 +13,7 @@ fn emit(s: &str) {
 
 #[no_mangle]
 pub extern "C" fn _routes() {
-    emit("/one one\n/two/... two\n");
+    emit("/one one\n/two/... two\n/wide/exact one\n/wide/... two\n/narrow/... two\n/narrow/deep one\n");
 }
 
 #[no_mangle]
