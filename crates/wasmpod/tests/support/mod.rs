@@ -15,17 +15,6 @@ use hyper_util::rt::TokioIo;
 
 pub const WASMPOD: &str = env!("CARGO_BIN_EXE_wasmpod");
 
-/// Variables the binary reads that a developer's shell might set: a test server never inherits
-/// them (a test that wants one passes it).
-const SHELL_VARIABLES: &[&str] = &[
-    "PORT",
-    "K_SERVICE",
-    "K_CONFIGURATION",
-    "K_REVISION",
-    "WASMPOD_DRAIN_SECONDS",
-    "WASMPOD_SHUTDOWN_TIMEOUT",
-];
-
 /// A running `wasmpod serve`, killed when dropped. Its stderr (the server log) is captured.
 pub struct Server {
     child: Child,
@@ -50,10 +39,9 @@ impl Server {
         if !port_from_env && !args.iter().any(|a| *a == "-l" || *a == "--listen") {
             command.args(["-l", "127.0.0.1:0"]);
         }
-        command.current_dir(dir).env("RUST_LOG", "info,wasmpod=debug");
-        for name in SHELL_VARIABLES {
-            command.env_remove(name);
-        }
+        // Nothing from the developer's shell: every variable the binary reads (`PORT`, `K_*`,
+        // `WASMPOD_*`, Knative's admission settings, `RUST_LOG`) is what the test passes, or unset.
+        command.current_dir(dir).env_clear().env("RUST_LOG", "info,wasmpod=debug");
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (k, v) in env {
             command.env(k, v);
@@ -111,6 +99,18 @@ impl Server {
         self.child.id()
     }
 
+    /// The server process's user + system CPU time so far (`/proc/<pid>/stat`).
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("read stat");
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        let out = Command::new("getconf").arg("CLK_TCK").output().expect("getconf");
+        let per_second: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("CLK_TCK");
+        Duration::from_secs_f64(ticks as f64 / per_second)
+    }
+
     /// Whether the process has exited (without waiting).
     pub fn has_exited(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_some()
@@ -152,11 +152,22 @@ impl Drop for Server {
 
 /// Runs `wasmpod` with `args` to completion (for commands that should fail or print).
 pub fn run_wasmpod(dir: &Path, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    run_wasmpod_with(dir, args, stdin, &[])
+}
+
+/// [`run_wasmpod`] with environment variables; none comes from the developer's shell.
+pub fn run_wasmpod_with(
+    dir: &Path,
+    args: &[&str],
+    stdin: &[u8],
+    env: &[(&str, &str)],
+) -> std::process::Output {
     use std::io::Write;
     let mut child = Command::new(WASMPOD)
         .args(args)
         .current_dir(dir)
-        .env_remove("PORT")
+        .env_clear()
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -239,6 +250,18 @@ pub async fn try_send(addr: SocketAddr, request: Request) -> Result<Response, St
     let headers = response.headers().clone();
     let body = response.into_body().collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
     Ok(Response { status, headers, body })
+}
+
+/// Sends `request` (raw HTTP bytes, which should ask the server to close the connection) on a
+/// fresh connection and returns everything the server sent back, for requests a client library
+/// would not send as they are (no `Host` header, HTTP/1.0).
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("write");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    String::from_utf8_lossy(&response).into_owned()
 }
 
 /// Writes `modules.toml` into `dir` and returns its path.
