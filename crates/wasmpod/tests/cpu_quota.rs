@@ -15,20 +15,8 @@ use support::{module, wait_for_metric, write_config, Request, Server};
 
 const WORK: &str = "/cpu?iters=150000000";
 
-/// The server's user + system CPU time so far.
-fn cpu_time(server: &Server) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).expect("read stat");
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
-}
-
-fn clock_ticks_per_second() -> f64 {
-    let out = std::process::Command::new("getconf").arg("CLK_TCK").output().expect("getconf");
-    String::from_utf8_lossy(&out.stdout).trim().parse().expect("CLK_TCK")
-}
+/// The tests here take turns: each one's solo runs must not compete with the other's.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// One request's (CPU time, wall time), with nothing else in flight.
 async fn measured(server: &Server, quota: Option<&str>) -> (Duration, Duration) {
@@ -36,14 +24,15 @@ async fn measured(server: &Server, quota: Option<&str>) -> (Duration, Duration) 
     if let Some(q) = quota {
         request = request.header("cpu_quota", q);
     }
-    let (cpu, wall) = (cpu_time(server), Instant::now());
+    let (cpu, wall) = (server.cpu_time(), Instant::now());
     let r = server.send(request).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    (cpu_time(server) - cpu, wall.elapsed())
+    (server.cpu_time() - cpu, wall.elapsed())
 }
 
 #[tokio::test]
 async fn a_quota_of_250_millicores_holds_the_request_to_a_quarter_core() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &module("/cpu", wasmpod_guests::CPU, ""));
     let server = Server::start_in(dir.path(), &["-c", config.to_str().unwrap()]);
@@ -66,6 +55,7 @@ async fn a_quota_of_250_millicores_holds_the_request_to_a_quarter_core() {
 
 #[tokio::test]
 async fn an_unthrottled_neighbour_finishes_first() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &module("/cpu", wasmpod_guests::CPU, ""));
     let server = Server::start_in(dir.path(), &["-c", config.to_str().unwrap()]);

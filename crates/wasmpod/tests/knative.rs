@@ -299,3 +299,18 @@ fn a_drain_period_as_long_as_the_shutdown_timeout_is_refused_at_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--drain-seconds (15) must be shorter than --shutdown-timeout (10)"), "{stderr}");
 }
+
+/// `/readyz` answers 503 as soon as shutdown starts, not at the end of the drain period: with a
+/// 60 s drain period, the first `/readyz` after the drain starts is 503, while requests are still
+/// served.
+#[tokio::test]
+async fn readyz_fails_as_soon_as_sigterm_starts_the_drain() {
+    let (_dir, server) = start(&["--drain-seconds", "60", "--shutdown-timeout", "90"], &[]);
+    assert_eq!(server.get("/readyz").await.status, 200);
+    server.signal("TERM");
+    server.wait_for_log("draining: /readyz answers 503");
+    let r = server.get("/readyz").await;
+    assert_eq!((r.status, r.text().as_str()), (503, "draining"));
+    assert_eq!(server.get("/sleep?ms=1").await.status, 200, "still serving in the drain period");
+    assert_eq!(server.get("/healthz").await.status, 200);
+}
