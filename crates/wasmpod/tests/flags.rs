@@ -35,6 +35,8 @@ const TWINS: &[(&str, &str)] = &[
     ("--resource-utilization-threshold", "RESOURCE_UTILIZATION_THRESHOLD"),
     ("--queue-timeout", "WASMPOD_QUEUE_TIMEOUT"),
     ("--default-memory-request", "WASMPOD_DEFAULT_MEMORY_REQUEST"),
+    ("--tenant-max-inflight-mb", "WASMPOD_TENANT_MAX_INFLIGHT_MB"),
+    ("--tenant-max-queued-mb", "WASMPOD_TENANT_MAX_QUEUED_MB"),
     ("--admission-weight", "WASMPOD_ADMISSION_WEIGHT"),
     ("--memory-budget", "WASMPOD_MEMORY_BUDGET"),
     ("--memory-high-water-percent", "WASMPOD_MEMORY_HIGH_WATER_PERCENT"),
