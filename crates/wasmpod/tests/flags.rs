@@ -55,6 +55,8 @@ fn readme_env_twins() -> Vec<(String, String)> {
     let table = section.split("| flag | env | default | meaning |").nth(1).expect("the serve flags table");
     let mut twins = Vec::new();
     for row in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
+        // `\|` is a `|` inside a cell.
+        let row = row.replace("\\|", "/");
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         let flag = cells[1].split('`').skip(1).step_by(2).find(|f| f.starts_with("--"));
         let env = cells[2].trim_matches('`');
