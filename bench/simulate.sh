@@ -31,7 +31,9 @@ cd "$repo"
 
 stamp=$(date -u +%Y-%m-%d-%H%M)
 if $quick; then
-  cargo build -q -p wasmpod
+  # What `cargo test --workspace` builds (the same features): after the tests, as in CI, nothing
+  # is rebuilt.
+  cargo test -q --workspace --locked --no-run
   binary=$target_dir/debug/wasmpod
   out=$target_dir/simulate-quick
 else
