@@ -176,7 +176,8 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         std::fs::write(dir.join("report.md"), comparison.markdown())
             .with_context(|| format!("writing {}", dir.join("report.md").display()))?;
-        std::fs::write(dir.join("result.json"), comparison.json())
+        // The same bytes as `--json` prints, newline included.
+        std::fs::write(dir.join("result.json"), comparison.json() + "\n")
             .with_context(|| format!("writing {}", dir.join("result.json").display()))?;
         wasmpod_sim::write_charts(&comparison, dir)?;
         eprintln!("wrote report.md, result.json, pods.svg, latency-cdf.svg to {}", dir.display());
