@@ -27,7 +27,7 @@ pub struct Ticket {
     /// Its function ([`Breaker::function`]), to learn its memory use and, in learned mode, to
     /// weigh it by what was learned. `None`: weighed by its declaration, nothing learned.
     pub function: Option<FunctionId>,
-    /// Declared memory in MB ([`units_from_header`]): its hard memory limit, and its weight unless
+    /// Declared memory in MB ([`crate::units_from_header`]): its hard memory limit, and its weight unless
     /// a learned weight is smaller.
     pub memory_mb: u64,
     /// Longest wait for admission before [`Rejection::QueueTimeout`]. `None` waits until the
@@ -242,23 +242,6 @@ impl Grant {
 impl Drop for Grant {
     fn drop(&mut self) {
         self.release(None);
-    }
-}
-
-/// Turns a `Memory-Request` header value (MB, a float) into admission units.
-///
-/// A positive finite value is rounded *up* to whole MB, so a request is never granted less memory
-/// than it declared (Wasabi truncates). A missing, empty, non-UTF-8, unparsable, NaN, infinite,
-/// zero or negative value yields `default_units`: zero MB cannot run a module, so `0` is treated
-/// as "not declared" rather than as a free pass. Surrounding whitespace is ignored.
-pub fn units_from_header(value: Option<&[u8]>, default_units: u64) -> u64 {
-    let Some(text) = value.and_then(|v| std::str::from_utf8(v).ok()) else {
-        return default_units;
-    };
-    match text.trim().parse::<f64>() {
-        // `as` saturates, so an absurd value becomes u64::MAX and is rejected as too large.
-        Ok(mb) if mb.is_finite() && mb > 0.0 => mb.ceil() as u64,
-        _ => default_units,
     }
 }
 
@@ -692,38 +675,6 @@ mod tests {
         let text = full.to_string();
         assert!(text.contains("queue full"), "{text}");
         assert!(text.contains("200") && text.contains("15900") && text.contains("16000"));
-    }
-
-    #[test]
-    fn units_from_header_rounds_up_and_falls_back_to_the_default() {
-        struct Case {
-            value: Option<&'static [u8]>,
-            units: u64,
-        }
-        let cases = [
-            Case { value: None, units: 200 },
-            Case { value: Some(b""), units: 200 },
-            Case { value: Some(b"abc"), units: 200 },
-            Case { value: Some(b"-5"), units: 200 },
-            Case { value: Some(b"0"), units: 200 },
-            Case { value: Some(b"1"), units: 1 },
-            Case { value: Some(b"1.2"), units: 2 },
-            Case { value: Some(b"0.001"), units: 1 },
-            Case { value: Some(b"200"), units: 200 },
-            Case { value: Some(b" 64 "), units: 64 },
-            Case { value: Some(b"nan"), units: 200 },
-            Case { value: Some(b"inf"), units: 200 },
-            Case { value: Some(b"\xff\xfe"), units: 200 },
-            Case { value: Some(b"1e300"), units: u64::MAX },
-        ];
-        for case in cases {
-            assert_eq!(
-                units_from_header(case.value, 200),
-                case.units,
-                "{:?}",
-                case.value.map(String::from_utf8_lossy)
-            );
-        }
     }
 
     #[tokio::test(start_paused = true)]

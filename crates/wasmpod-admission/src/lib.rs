@@ -23,18 +23,20 @@ mod admission;
 mod breaker;
 mod config;
 mod cpu;
+mod declared;
 mod fair;
 mod learned;
 mod rejection;
 mod tenant;
 
 pub use admission::{Admission, Admitted, Clock, Decision, Event, Request, Snapshot};
-pub use breaker::{units_from_header, Breaker, Grant, Ticket};
+pub use breaker::{Breaker, Grant, Ticket};
 pub use config::{
     high_water_mark, AdmissionError, BreakerConfig, DEFAULT_CAPACITY_MB, DEFAULT_FAIR_QUANTUM_MB,
     DEFAULT_GATE_RECHECK, DEFAULT_MEMORY_HIGH_WATER_PERCENT, DEFAULT_QUEUE_DEPTH_MB,
 };
 pub use cpu::{CpuGauge, CpuSampler, CpuSource};
+pub use declared::{cpu_quota_from_header, units_from_header};
 pub use learned::{
     FunctionId, FunctionSnapshot, Learning, WeightMode, DEFAULT_LEARN_AFTER, DEFAULT_LEARN_MARGIN,
     DEFAULT_LEARN_PERCENTILE, LEARN_WINDOW,

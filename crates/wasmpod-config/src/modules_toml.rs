@@ -289,6 +289,16 @@ max_queued_mb = 10
                 text: "[[module]]\nroute = \"/a\"\nmodule = \"a.wasm\"\ntimeout = -1.0\n",
                 message: "modules.toml:4: route \"/a\": field `timeout` must be a positive number of seconds",
             },
+            // Found by the `modules_toml` fuzz target: a timeout that rounds to 0 ns was
+            // accepted, and one too large for a `Duration` panicked.
+            Case {
+                text: "[[module]]\nroute = \"/a\"\nmodule = \"a.wasm\"\ntimeout = 1e-300\n",
+                message: "modules.toml:4: route \"/a\": field `timeout` must be a positive number of seconds",
+            },
+            Case {
+                text: "[[module]]\nroute = \"/a\"\nmodule = \"a.wasm\"\ntimeout = 1e300\n",
+                message: "modules.toml:4: route \"/a\": field `timeout` must be a positive number of seconds",
+            },
             Case {
                 text: "[[module]]\nroute = \"/a\"\nmodule = \"a.wasm\"\nmax_memory = 0\n",
                 message: "modules.toml:4: route \"/a\": field `max_memory` must be at least 1 (MB)",

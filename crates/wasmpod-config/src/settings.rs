@@ -52,12 +52,17 @@ impl Settings {
     /// Checks every value and writes it into `spec`, or names the first bad field and its line.
     pub(crate) fn apply(self, spec: &mut FunctionSpec, origin: &Origin<'_>) -> Result<(), ConfigError> {
         if let Some(t) = self.timeout {
-            let seconds = *t.get_ref();
-            if !(seconds.is_finite() && seconds > 0.0) {
-                return Err(origin
-                    .error(t.span().start, "field `timeout` must be a positive number of seconds".into()));
+            // Zero after rounding to nanoseconds (every request would time out at once) or too
+            // large for a `Duration` (which would panic) is as wrong as a negative number.
+            match Duration::try_from_secs_f64(*t.get_ref()) {
+                Ok(duration) if !duration.is_zero() => spec.timeout = Some(duration),
+                _ => {
+                    return Err(origin.error(
+                        t.span().start,
+                        "field `timeout` must be a positive number of seconds".into(),
+                    ));
+                }
             }
-            spec.timeout = Some(Duration::from_secs_f64(seconds));
         }
         let megabytes = |field: &str, value: Option<Spanned<u64>>| match value {
             Some(v) if *v.get_ref() == 0 => {

@@ -71,8 +71,14 @@ mod tests {
 
     #[test]
     fn wat_fixtures_exist() {
-        for name in ["hello.wat", "crlf.wat", "no_headers.wat", "bad_header_name.wat", "status_location.wat"]
-        {
+        for name in [
+            "hello.wat",
+            "crlf.wat",
+            "no_headers.wat",
+            "bad_header_name.wat",
+            "status_location.wat",
+            "print_4mb.wat",
+        ] {
             assert!(wat(name).is_file(), "{}", wat(name).display());
         }
     }

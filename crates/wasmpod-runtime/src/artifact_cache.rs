@@ -9,15 +9,16 @@
 //!
 //! Deserializing trusts its input, so an entry is never trusted blindly: it is written atomically
 //! (temp file, fsync, rename) and its checksum is verified on the same open file that is then
-//! mapped. A missing checksum, a mismatch, an unreadable file or an image wasmtime refuses is
-//! logged, deleted and rebuilt. The directory must be writable only by wasmpod's user: the cache
+//! mapped (the files' side is [`crate::cache_entry`], free of wasmtime so it can be fuzzed). A
+//! missing checksum, a mismatch, an unreadable file or an image wasmtime refuses is logged,
+//! deleted and rebuilt; temp files a crash left behind are deleted when the cache is opened. The directory must be writable only by wasmpod's user: the cache
 //! defends against crashes, torn writes and foreign files, not against someone who can rewrite a
 //! file in place under a running server.
 
 use std::fmt;
 use std::fs::File;
 use std::hash::{Hash, Hasher};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -25,6 +26,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
+use crate::cache_entry::{self, BadEntry};
 use crate::Error;
 
 /// Compiled modules on disk, keyed by module bytes and engine compatibility.
@@ -193,24 +195,12 @@ pub enum CacheOutcome {
     Rebuilt(BadEntry),
 }
 
-/// Why a cache entry was not trusted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BadEntry {
-    /// The `.cwasm` exists without its `.sha256` (a crash between the two writes, or a stray file).
-    MissingChecksum,
-    /// The `.cwasm` does not hash to its recorded checksum (torn, truncated or altered).
-    ChecksumMismatch,
-    /// A file of the entry could not be read.
-    Unreadable(String),
-    /// The checksum matched but wasmtime refused the image (built by an incompatible engine).
-    Rejected(String),
-}
-
 impl ArtifactCache {
     /// Opens (creating if needed) the cache directory.
     pub fn open(dir: impl Into<PathBuf>) -> Result<ArtifactCache, Error> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|source| Error::ArtifactCache { path: dir.clone(), source })?;
+        remove_stale_temp_files(&dir);
         Ok(ArtifactCache { dir, engine_hash: Arc::default() })
     }
 
@@ -281,6 +271,32 @@ impl ArtifactCache {
     }
 }
 
+/// A temp file this old was left by a writer that crashed (a write takes milliseconds to
+/// seconds); younger ones may belong to another process filling the same cache right now.
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Deletes the temp files crashed writers left in `dir` (never loaded, but they hold disk).
+fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let stale = entry.file_name().to_str().is_some_and(|n| n.starts_with(cache_entry::TEMP_PREFIX))
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age >= STALE_TEMP_AGE));
+        if stale {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(path = %entry.path().display(), "deleted a temp file a crashed write left in the artifact cache")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %entry.path().display(), "cannot delete a stale artifact cache temp file: {e}")
+                }
+            }
+        }
+    }
+}
+
 /// 128 bits of sha256 over the engine's compatibility hash, in hex. sha256 rather than std's
 /// `DefaultHasher`, whose algorithm may change between Rust releases: keys must be stable on disk.
 fn engine_hash(engine: &Engine) -> String {
@@ -315,25 +331,12 @@ struct Entry<'a> {
 impl Entry<'_> {
     /// `Ok(None)` when there is no entry; `Err` when there is one that must not be used.
     fn load<A: Artifact>(&self, engine: &Engine) -> Result<Option<A>, BadEntry> {
-        let unreadable = |e: io::Error| BadEntry::Unreadable(e.to_string());
-        let mut file = match File::open(&self.artifact) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(unreadable(e)),
+        let Some(file) = cache_entry::open_verified(&self.artifact, &self.checksum)? else {
+            return Ok(None);
         };
-        let expected = match std::fs::read_to_string(&self.checksum) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(BadEntry::MissingChecksum),
-            Err(e) => return Err(unreadable(e)),
-        };
-        let mut hasher = Sha256::new();
-        io::copy(&mut file, &mut hasher).map_err(unreadable)?;
-        if hex::encode(hasher.finalize()) != expected.trim() {
-            return Err(BadEntry::ChecksumMismatch);
-        }
         // SAFETY: `deserialize_open_file` trusts that the file is an image wasmtime produced and
         // that it does not change while the module lives. The file is in our cache directory and
-        // was written only by `Entry::write` (this code: temp file, fsync, rename, so it is never
+        // was written only by `cache_entry::write_entry` (temp file, fsync, rename, so it is never
         // seen half-written and never modified in place afterwards; a rebuild renames a new file
         // over the name and leaves this inode intact). Its bytes, read through this same open
         // file, hash to the checksum written beside it, so it is the complete image that was
@@ -359,7 +362,7 @@ impl Entry<'_> {
     /// same mapped, copy-on-write image as later ones). Falls back to the image in memory when
     /// the cache cannot be written.
     fn store<A: Artifact>(&self, engine: &Engine, image: &[u8], module_path: &Path) -> Result<A, Error> {
-        match self.write(image) {
+        match cache_entry::write_entry(self.dir, &self.artifact, &self.checksum, image) {
             // SAFETY: `file` is the handle we just wrote `image` to, fsynced and renamed into
             // place; the image is `engine.precompile_module`'s output for this same engine. No
             // code modifies a cache file in place (see `Entry::load`).
@@ -381,25 +384,6 @@ impl Entry<'_> {
         unsafe { A::deserialize(engine, image) }
             .map_err(|e| Error::InvalidModule { module: module_path.to_owned(), reason: format!("{e:#}") })
     }
-
-    /// The `.cwasm` first, then its checksum: a crash in between leaves a `.cwasm` without a
-    /// checksum, which `load` rejects. Returns the written `.cwasm`, still open.
-    ///
-    /// The directory is not fsynced after the renames: a rename lost in a crash only costs a
-    /// recompile, and it saves an fsync per entry when an empty cache is filled.
-    fn write(&self, image: &[u8]) -> io::Result<File> {
-        let artifact = self.write_atomically(image, &self.artifact)?;
-        let checksum = format!("{}\n", hex::encode(Sha256::digest(image)));
-        self.write_atomically(checksum.as_bytes(), &self.checksum)?;
-        Ok(artifact)
-    }
-
-    fn write_atomically(&self, bytes: &[u8], path: &Path) -> io::Result<File> {
-        let mut temp = tempfile::NamedTempFile::new_in(self.dir)?;
-        temp.write_all(bytes)?;
-        temp.as_file().sync_all()?;
-        temp.persist(path).map_err(|e| e.error)
-    }
 }
 
 impl fmt::Display for CacheOutcome {
@@ -408,17 +392,6 @@ impl fmt::Display for CacheOutcome {
             CacheOutcome::Hit => f.write_str("hit"),
             CacheOutcome::Miss => f.write_str("compiled"),
             CacheOutcome::Rebuilt(_) => f.write_str("rebuilt"),
-        }
-    }
-}
-
-impl fmt::Display for BadEntry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BadEntry::MissingChecksum => f.write_str("checksum file missing"),
-            BadEntry::ChecksumMismatch => f.write_str("checksum mismatch"),
-            BadEntry::Unreadable(e) => write!(f, "unreadable: {e}"),
-            BadEntry::Rejected(e) => write!(f, "refused by wasmtime: {e}"),
         }
     }
 }
@@ -621,6 +594,25 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("junk.wasm"), "{err}");
         assert!(files(&cache, "cwasm").is_empty());
+    }
+
+    #[test]
+    fn temp_files_of_crashed_writes_are_deleted_once_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join(format!("{}crashed", cache_entry::TEMP_PREFIX));
+        let fresh = dir.path().join(format!("{}writing", cache_entry::TEMP_PREFIX));
+        let other = dir.path().join("unrelated.old");
+        for path in [&stale, &fresh, &other] {
+            std::fs::write(path, b"half an image").unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - STALE_TEMP_AGE * 2;
+        for path in [&stale, &other] {
+            File::options().write(true).open(path).unwrap().set_modified(long_ago).unwrap();
+        }
+        ArtifactCache::open(dir.path()).unwrap();
+        assert!(!stale.exists(), "a stale temp file is deleted");
+        assert!(fresh.exists(), "a young one may be another process's write in progress");
+        assert!(other.exists(), "only the cache's own temp files are touched");
     }
 
     #[test]

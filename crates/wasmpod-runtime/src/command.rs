@@ -21,8 +21,16 @@ use crate::outbound::OutboundPolicy;
 use crate::store::{new_store, Sandbox};
 use crate::{Error, FunctionSpec, RequestLimits, RunError};
 
-/// The most a guest may print to stdout for one response (a larger write traps: 500).
+/// The most a guest may print to stdout for one response (a larger write traps: 500). A request's
+/// output also counts against its memory grant: it is held in memory until the guest ends, so a
+/// request granted less than this may print no more than its grant ([`output_limit`]).
 pub const MAX_STDOUT_BYTES: usize = 64 << 20;
+
+/// The most one request's guest may print: [`MAX_STDOUT_BYTES`], or its memory grant if smaller.
+fn output_limit(limits: &RequestLimits) -> usize {
+    let grant = limits.memory_bytes.map_or(usize::MAX, |bytes| usize::try_from(bytes).unwrap_or(usize::MAX));
+    MAX_STDOUT_BYTES.min(grant)
+}
 
 /// Store data of a core-module guest.
 pub(crate) struct CommandState {
@@ -143,7 +151,7 @@ impl Command {
         input: CommandInput<'_, K>,
         limits: &RequestLimits,
     ) -> Result<Finished, RunError> {
-        let stdout = MemoryOutputPipe::new(MAX_STDOUT_BYTES);
+        let stdout = MemoryOutputPipe::new(output_limit(limits));
         let timeout = limits.timeout;
         let mut wasi = self.sandbox.wasi();
         wasi.stdin(MemoryInputPipe::new(input.stdin)).stdout(stdout.clone()).args(input.argv).envs(input.env);

@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 mod artifact_cache;
+mod cache_entry;
 mod command;
 mod engine;
 mod error;
@@ -32,7 +33,8 @@ mod store;
 mod wagi;
 mod wasi_http;
 
-pub use artifact_cache::{Artifact, ArtifactCache, BadEntry, CacheOutcome};
+pub use artifact_cache::{Artifact, ArtifactCache, CacheOutcome};
+pub use cache_entry::BadEntry;
 pub use command::MAX_STDOUT_BYTES;
 pub use engine::{build_engine, EngineOptions, EpochTicker, EPOCH_TICK};
 pub use error::{Error, RunError};

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::Guard;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Limited};
 use wasmpod_admission::{
-    units_from_header, Breaker, BreakerConfig, CpuGauge, CpuSampler, Grant, RefusalReason, Ticket,
+    cpu_quota_from_header, units_from_header, Breaker, BreakerConfig, CpuGauge, CpuSampler, Grant,
+    RefusalReason, Ticket,
 };
 use wasmpod_config::{FunctionSource, TenantSettings};
 use wasmpod_runtime::{
@@ -22,7 +23,7 @@ use wasmpod_runtime::{
 use wasmpod_wagi::{build_argv, build_env, CgiRequest, OutputError, DEFAULT_HOST, MISSING_HEADERS_MESSAGE};
 
 use crate::identity::ServiceIdentity;
-use crate::metrics::{FunctionMetrics, Metrics, Refusal};
+use crate::metrics::{ClientTimeout, Connections, FunctionMetrics, Metrics, Refusal};
 use crate::running::{RunningGuest, RunningGuests};
 use crate::tenants::{tenant_name, Tenant, TenantTable, Usage};
 use crate::wasmbox::{raw_stdin, RawReply};
@@ -34,6 +35,16 @@ pub const MEMORY_REQUEST_HEADER: &str = "memory-request";
 pub const CPU_QUOTA_HEADER: &str = "cpu_quota";
 /// MB a request declares when it sends no valid `Memory-Request` (Wasabi's default).
 pub const DEFAULT_MEMORY_REQUEST_MB: u64 = 200;
+
+/// The largest request body accepted (`--max-body-size`), by default: 413 beyond it, before the
+/// guest runs. As large as the most a guest may print ([`wasmpod_runtime::MAX_STDOUT_BYTES`]): a
+/// WAGI or raw body is held in memory whole, and it counts against the request's memory grant too.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 << 20;
+
+/// How long a whole request body may take to arrive when the guest reads it whole (WAGI modules,
+/// raw programs; `--body-read-timeout`), by default: 408 beyond it. (A component reads its body
+/// as it runs, under the guest's own timeout.)
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often the pod's CPU use is sampled, and how many samples are averaged.
 const CPU_SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
@@ -62,6 +73,10 @@ pub struct AppConfig {
     /// `--memory-budget`: MB of real memory the guests may hold in total; a growth past it fails
     /// in that guest with a 503 (memory pressure). `None`: counted, unbounded.
     pub memory_budget_mb: Option<u64>,
+    /// `--max-body-size`: the largest request body, in bytes (413 beyond it).
+    pub max_body_bytes: u64,
+    /// `--body-read-timeout`: how long a body read whole may take to arrive (408 beyond it).
+    pub body_read_timeout: Duration,
 }
 
 impl Default for AppConfig {
@@ -76,6 +91,8 @@ impl Default for AppConfig {
             identity: ServiceIdentity::default(),
             wasmbox_compat: false,
             memory_budget_mb: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
         }
     }
 }
@@ -126,6 +143,7 @@ impl App {
             breaker.watch_real_memory(move || pod_memory.used_bytes());
         }
         let metrics = Arc::new(Metrics::new(&config.identity));
+        let running = Arc::new(RunningGuests::new(metrics.cancelled()));
         let app = App {
             live,
             source,
@@ -135,7 +153,7 @@ impl App {
             metrics,
             tenants: TenantTable::default(),
             draining: AtomicBool::new(false),
-            running: Arc::default(),
+            running,
             pod_memory,
             next_request_id: AtomicU64::new(1),
         };
@@ -251,6 +269,16 @@ impl App {
         self.running.stop_all();
     }
 
+    /// The connections open now, held to `--max-connections` by the accepting side.
+    pub(crate) fn connections(&self) -> &Connections {
+        self.metrics.connections()
+    }
+
+    /// A connection was closed because its request head did not arrive in time.
+    pub(crate) fn header_timeout(&self) {
+        self.metrics.client_timeout(ClientTimeout::Header);
+    }
+
     /// The request path, top to bottom: built-in endpoints; route; the guest's input; admission
     /// by declared memory; the guest (one `match` on its kind); one epilogue that logs, counts
     /// and answers, whatever happened.
@@ -282,14 +310,26 @@ impl App {
             metrics: self.metrics.function(function.name()),
         };
 
-        // The guest's input.
-        let call = match Call::prepare(function, &parts.method, body).await {
+        // What the request declares: its memory (admission weight and grant) and CPU quota.
+        let declared = self.declared(&trace, &parts.headers);
+
+        // The guest's input, within the body limits.
+        let limits = BodyLimits {
+            max_bytes: self.config.max_body_bytes,
+            grant_bytes: declared.limits.memory_bytes.unwrap_or(u64::MAX),
+            timeout: self.config.body_read_timeout,
+        };
+        let call = match Call::prepare(function, &parts.method, body, &limits).await {
             Ok(call) => call,
-            Err(failure) => return self.respond(&trace, 0, Err(failure)),
+            Err(PrepareError::Body(error)) => {
+                let refused = self.body_refused(&trace, &limits, error);
+                return self.respond(&trace, 0, Err(Failure::Refused(refused)));
+            }
+            Err(PrepareError::Failed(failure)) => return self.respond(&trace, 0, Err(failure)),
         };
 
         // Admit.
-        let admitted = match self.admit(&trace, &parts.headers).await {
+        let admitted = match self.admit(&trace, declared).await {
             Ok(admitted) => admitted,
             Err(refused) => return self.respond(&trace, 0, Err(Failure::Refused(refused))),
         };
@@ -537,32 +577,82 @@ impl App {
         response
     }
 
-    /// Waits for the breaker to admit the request's declared memory, then gives the limits it
-    /// will run under; or answers why not. Dropping this future (the client went away) leaves the
-    /// queue and returns the units at once.
-    async fn admit(
-        &self,
-        trace: &Trace<'_>,
-        headers: &http::HeaderMap,
-    ) -> Result<Admitted, Response<ResponseBody>> {
+    /// What a request declares in its headers, with its function's settings applied: the units
+    /// it is admitted by, and the limits it will run under (its memory grant, which its buffered
+    /// body and its output count against too, its timeout, its CPU quota).
+    fn declared(&self, trace: &Trace<'_>, headers: &http::HeaderMap) -> Declared {
         let spec = trace.function.spec();
         let default_units = spec.memory_request_mb.unwrap_or(self.config.default_memory_request_mb);
         let units =
             units_from_header(headers.get(MEMORY_REQUEST_HEADER).map(|v| v.as_bytes()), default_units);
-        let grant = match &self.breaker {
-            None => None,
-            Some(breaker) => Some(self.acquire(breaker, trace, units).await?),
-        };
         let grant_mb = spec.max_memory_mb.map_or(units, |max| units.min(max));
         let limits = RequestLimits {
             memory_bytes: Some(grant_mb.saturating_mul(1 << 20)),
             timeout: spec.timeout.unwrap_or(self.config.timeout),
-            cpu_quota_millicores: cpu_quota(headers),
+            cpu_quota_millicores: cpu_quota_from_header(headers.get(CPU_QUOTA_HEADER).map(|v| v.as_bytes())),
             pod_memory: Some(self.pod_memory.clone()),
         };
+        Declared { units, grant_mb, limits }
+    }
+
+    /// Waits for the breaker to admit the request's declared memory; or answers why not.
+    /// Dropping this future (the client went away) leaves the queue and returns the units at once.
+    async fn admit(&self, trace: &Trace<'_>, declared: Declared) -> Result<Admitted, Response<ResponseBody>> {
+        let grant = match &self.breaker {
+            None => None,
+            Some(breaker) => Some(self.acquire(breaker, trace, declared.units).await?),
+        };
         let running = self.running.enter(trace.function.name().clone(), trace.request_id);
-        let usage = Usage::start(&trace.tenant, grant_mb);
-        Ok(Admitted { grant, limits, running, usage })
+        let usage = Usage::start(&trace.tenant, declared.grant_mb);
+        Ok(Admitted { grant, limits: declared.limits, running, usage })
+    }
+
+    /// The answer to a body that could not be taken: 413 (larger than `--max-body-size`, or than
+    /// the memory grant it would be held under), 408 (too slow), 400 (broken off). The first two
+    /// close the connection: the rest of the body is never read.
+    fn body_refused(
+        &self,
+        trace: &Trace<'_>,
+        limits: &BodyLimits,
+        error: BodyError,
+    ) -> Response<ResponseBody> {
+        let (status, reason) = match error {
+            BodyError::OverMaxBodySize => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body larger than the limit of {} bytes (--max-body-size)", limits.max_bytes),
+            ),
+            BodyError::OverGrant => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "request body larger than its memory grant of {} MB: a body the guest reads whole \
+                     is held in memory and counts against the Memory-Request it declares",
+                    limits.grant_bytes >> 20
+                ),
+            ),
+            BodyError::Timeout => {
+                self.metrics.client_timeout(ClientTimeout::Body);
+                (
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "request body not received within {} s (--body-read-timeout)",
+                        limits.timeout.as_secs_f64()
+                    ),
+                )
+            }
+            BodyError::Broken(e) => {
+                tracing::debug!(function = %trace.function.name(), request_id = trace.request_id, "reading request body: {e}");
+                return empty(StatusCode::BAD_REQUEST);
+            }
+        };
+        tracing::warn!(
+            function = %trace.function.name(),
+            request_id = trace.request_id,
+            status = status.as_u16(),
+            "refused: {reason}"
+        );
+        let mut response = plain(status, format!("{reason}\n"));
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
     }
 
     async fn acquire(
@@ -642,6 +732,14 @@ struct Trace<'a> {
     metrics: Option<Arc<FunctionMetrics>>,
 }
 
+/// What a request declared, before admission: its units and the limits it will run under.
+struct Declared {
+    units: u64,
+    /// The memory the guest may use, in MB: the units, capped by the function's `max_memory`.
+    grant_mb: u64,
+    limits: RequestLimits,
+}
+
 /// A request past admission: the grant to hold while the guest runs, the limits it runs under,
 /// and its place among the guests running.
 struct Admitted {
@@ -659,8 +757,40 @@ enum Call<'f, B> {
     /// A raw program reads its stdin: the body, the JSON `parameter` of WasmBox's requests, or
     /// nothing for a GET.
     Raw(&'f RawProgram, Bytes),
-    /// A component reads the body as it streams.
-    Http(&'f HttpComponent, B),
+    /// A component reads the body as it streams (cut off past `--max-body-size`).
+    Http(&'f HttpComponent, Limited<B>),
+}
+
+/// What a request body may cost the pod.
+struct BodyLimits {
+    /// `--max-body-size`.
+    max_bytes: u64,
+    /// The request's memory grant: a body read whole is held in memory, so it must fit.
+    grant_bytes: u64,
+    /// `--body-read-timeout`, for a body read whole.
+    timeout: Duration,
+}
+
+/// Why a request body was not taken.
+enum BodyError {
+    OverMaxBodySize,
+    OverGrant,
+    Timeout,
+    Broken(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why a routed request got no input for its guest.
+enum PrepareError {
+    /// Its body was refused.
+    Body(BodyError),
+    /// Its function cannot run (it failed to load).
+    Failed(Failure),
+}
+
+impl From<BodyError> for PrepareError {
+    fn from(error: BodyError) -> PrepareError {
+        PrepareError::Body(error)
+    }
 }
 
 impl<'f, B> Call<'f, B>
@@ -669,31 +799,86 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     /// Reads what the guest needs before it may start. A whole body is read before admission,
-    /// so a slow upload holds no memory grant (a single-chunk body is passed on without a copy).
-    async fn prepare(function: &'f Function, method: &Method, body: B) -> Result<Call<'f, B>, Failure> {
+    /// so a slow upload holds no memory grant; a body declared (`Content-Length`) larger than
+    /// allowed is refused before a byte of it is read.
+    async fn prepare(
+        function: &'f Function,
+        method: &Method,
+        body: B,
+        limits: &BodyLimits,
+    ) -> Result<Call<'f, B>, PrepareError> {
+        let declared = body.size_hint().exact();
+        if declared.is_some_and(|len| len > limits.max_bytes) {
+            return Err(BodyError::OverMaxBodySize.into());
+        }
         Ok(match function.guest() {
-            Guest::Wagi(module) => Call::Wagi(module, read_whole(body).await?),
-            Guest::Raw(program) => Call::Raw(program, raw_stdin(method, read_whole(body).await?)),
-            Guest::Http(component) => Call::Http(component, body),
+            Guest::Wagi(module) => Call::Wagi(module, read_whole(body, limits).await?),
+            Guest::Raw(program) => Call::Raw(program, raw_stdin(method, read_whole(body, limits).await?)),
+            Guest::Http(component) => {
+                let max = usize::try_from(limits.max_bytes).unwrap_or(usize::MAX);
+                Call::Http(component, Limited::new(body, max))
+            }
             // A function that did not load answers 500 at once, before admission.
-            Guest::Failed(reason) => return Err(Failure::guest(RunError::Unavailable(reason.to_string()))),
+            Guest::Failed(reason) => {
+                let failure = Failure::guest(RunError::Unavailable(reason.to_string()));
+                return Err(PrepareError::Failed(failure));
+            }
         })
     }
 }
 
-async fn read_whole<B>(body: B) -> Result<Bytes, Failure>
+/// Reads a whole body within `limits` (its size, its grant, its time). A body in one frame is
+/// passed on without a copy; a longer one is gathered into one buffer sized from its
+/// `Content-Length` (collecting frames and then joining them would hold it twice).
+async fn read_whole<B>(body: B, limits: &BodyLimits) -> Result<Bytes, BodyError>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match body.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) => {
-            let e: Box<dyn std::error::Error + Send + Sync> = e.into();
-            tracing::debug!("reading request body: {e}");
-            Err(Failure::Refused(empty(StatusCode::BAD_REQUEST)))
+    if body.size_hint().exact().is_some_and(|len| len > limits.grant_bytes) {
+        return Err(BodyError::OverGrant);
+    }
+    tokio::time::timeout(limits.timeout, gather(body, limits.max_bytes, limits.grant_bytes))
+        .await
+        .map_err(|_| BodyError::Timeout)?
+}
+
+async fn gather<B>(body: B, max_bytes: u64, grant_bytes: u64) -> Result<Bytes, BodyError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let expected = body.size_hint().lower();
+    let mut body = std::pin::pin!(body);
+    let mut first: Option<Bytes> = None;
+    let mut gathered: Option<BytesMut> = None;
+    let mut total: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Broken(e.into()))?;
+        let Ok(data) = frame.into_data() else { continue };
+        total = total.saturating_add(data.len() as u64);
+        if total > max_bytes {
+            return Err(BodyError::OverMaxBodySize);
+        }
+        if total > grant_bytes {
+            return Err(BodyError::OverGrant);
+        }
+        match (&mut first, &mut gathered) {
+            (None, None) => first = Some(data),
+            (Some(_), None) => {
+                let capacity = usize::try_from(expected.max(total)).unwrap_or(usize::MAX);
+                let mut buffer = BytesMut::with_capacity(capacity);
+                buffer.extend_from_slice(&first.take().unwrap_or_default());
+                buffer.extend_from_slice(&data);
+                gathered = Some(buffer);
+            }
+            (_, Some(buffer)) => buffer.extend_from_slice(&data),
         }
     }
+    Ok(match gathered {
+        Some(buffer) => buffer.freeze(),
+        None => first.unwrap_or_default(),
+    })
 }
 
 /// What a guest answered, for the epilogue.
@@ -718,12 +903,6 @@ impl Failure {
     fn guest(error: RunError) -> Failure {
         Failure::Guest { error, response: None }
     }
-}
-
-/// The `cpu_quota` header in millicores; absent, zero or unparsable means unthrottled.
-fn cpu_quota(headers: &http::HeaderMap) -> Option<u32> {
-    let value = headers.get(CPU_QUOTA_HEADER)?.to_str().ok()?.trim().parse::<f64>().ok()?;
-    (value.is_finite() && value >= 1.0).then(|| value.min(f64::from(u32::MAX)) as u32)
 }
 
 fn status_for(error: &RunError) -> StatusCode {
@@ -767,24 +946,4 @@ fn empty(status: StatusCode) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::default());
     *response.status_mut() = status;
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_quota_header_cases() {
-        let quota = |v: &str| {
-            let mut headers = http::HeaderMap::new();
-            headers.insert(CPU_QUOTA_HEADER, HeaderValue::from_str(v).unwrap());
-            cpu_quota(&headers)
-        };
-        assert_eq!(quota("250"), Some(250));
-        assert_eq!(quota(" 1000 "), Some(1000));
-        assert_eq!(quota("0"), None);
-        assert_eq!(quota("-5"), None);
-        assert_eq!(quota("lots"), None);
-        assert_eq!(cpu_quota(&http::HeaderMap::new()), None);
-    }
 }

@@ -18,10 +18,16 @@ mod tenants;
 mod wasmbox;
 mod watch;
 
-pub use app::{App, AppConfig, CPU_QUOTA_HEADER, DEFAULT_MEMORY_REQUEST_MB, MEMORY_REQUEST_HEADER};
+pub use app::{
+    App, AppConfig, CPU_QUOTA_HEADER, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MEMORY_REQUEST_MB, MEMORY_REQUEST_HEADER,
+};
 pub use body::ResponseBody;
 pub use identity::ServiceIdentity;
-pub use serve::{serve, ShutdownConfig, Stop, DEFAULT_DRAIN_PERIOD, DEFAULT_SHUTDOWN_TIMEOUT};
+pub use serve::{
+    serve, ConnectionLimits, ShutdownConfig, Stop, DEFAULT_DRAIN_PERIOD, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_SHUTDOWN_TIMEOUT, MIN_MAX_HEADER_BYTES,
+};
 pub use wasmbox::{raw_stdin, EXECUTION_TIME_HEADER, NUM_CURRENT_REQUESTS_HEADER, WASMBOX_FAILURE_BODY};
 pub use wasmpod_admission::{
     high_water_mark, BreakerConfig, Learning, TenantLimits, WeightMode, DEFAULT_CAPACITY_MB,

@@ -83,6 +83,49 @@ impl Refusal {
     }
 }
 
+/// Why a request ran out of time before its guest could answer, as a metric label (guest and
+/// queue timeouts are counted where they happen).
+#[derive(Debug, Clone, Copy)]
+pub enum ClientTimeout {
+    /// The request head did not arrive within `--header-read-timeout` (slowloris).
+    Header,
+    /// A WAGI request's body did not arrive within `--body-read-timeout`.
+    Body,
+}
+
+/// The connections open now, held to `--max-connections`: a gauge and a refusal counter in
+/// `/metrics`.
+#[derive(Debug, Default)]
+pub struct Connections {
+    open: Gauge,
+    refused: Counter,
+}
+
+impl Connections {
+    /// Counts a new connection in, unless `max` are open already (then it counts a refusal).
+    pub fn open(&self, max: usize) -> Option<OpenConnection> {
+        let before = self.open.inc();
+        if usize::try_from(before).unwrap_or(usize::MAX) >= max {
+            self.open.dec();
+            self.refused.inc();
+            return None;
+        }
+        Some(OpenConnection { open: self.open.clone() })
+    }
+}
+
+/// One open connection; counted out when dropped.
+#[derive(Debug)]
+pub struct OpenConnection {
+    open: Gauge,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
+}
+
 /// One function's series, resolved once at load.
 pub struct FunctionMetrics {
     /// Responses by status class: index 0 for 1xx ... 4 for 5xx.
@@ -271,6 +314,8 @@ pub struct Metrics {
     memory_budget: Gauge,
     memory_pressure: Counter,
     admission_weight: Family<FunctionLabel, Gauge>,
+    connections: Connections,
+    cancelled: Counter,
     /// Serialises scrapes while they bring counters kept by the runtime up to date.
     scrape: Mutex<()>,
     /// Each loaded function's series, replaced whole when the functions change; a request holds
@@ -399,6 +444,19 @@ impl Metrics {
             "A function's learned admission weight (MB), once it has enough completed requests",
             admission_weight.clone(),
         );
+        let connections = Connections::default();
+        registry.register("connections_open", "Client connections open", connections.open.clone());
+        registry.register(
+            "connections_refused",
+            "Connections closed at accept because --max-connections were open",
+            connections.refused.clone(),
+        );
+        let cancelled = Counter::default();
+        registry.register(
+            "requests_cancelled",
+            "Requests whose client went away before the answer: the guest was stopped, its memory released",
+            cancelled.clone(),
+        );
 
         let responses = Family::<StatusLabels, Counter>::default();
         registry.register("responses", "Responses by function and status class", responses.clone());
@@ -461,6 +519,8 @@ impl Metrics {
             memory_budget,
             memory_pressure,
             admission_weight,
+            connections,
+            cancelled,
             scrape: Mutex::new(()),
             functions: ArcSwap::default(),
             series: FunctionFamilies { responses, duration, instantiate, peak_memory },
@@ -519,6 +579,23 @@ impl Metrics {
 
     pub fn admitted(&self) {
         self.admitted.inc();
+    }
+
+    pub fn connections(&self) -> &Connections {
+        &self.connections
+    }
+
+    /// The counter of requests whose client went away while their guest ran.
+    pub fn cancelled(&self) -> Counter {
+        self.cancelled.clone()
+    }
+
+    pub fn client_timeout(&self, timeout: ClientTimeout) {
+        let stage = match timeout {
+            ClientTimeout::Header => "header",
+            ClientTimeout::Body => "body",
+        };
+        self.timeouts.get_or_create(&StageLabel { stage }).inc();
     }
 
     pub fn refused(&self, refusal: Refusal) {
@@ -614,6 +691,10 @@ mod tests {
         metrics.refused(Refusal::QueueFull);
         metrics.refused(Refusal::QueueTimeout);
         metrics.guest_error("/hello", "trap");
+        metrics.client_timeout(ClientTimeout::Header);
+        metrics.cancelled().inc();
+        let open = metrics.connections().open(1).expect("the first connection");
+        assert!(metrics.connections().open(1).is_none(), "a second one is over the limit");
         let snapshot = Snapshot {
             in_flight_units: 300,
             queued_units: 100,
@@ -659,6 +740,10 @@ mod tests {
             "wasmpod_rejected_total{reason=\"queue_full\"} 1",
             "wasmpod_rejected_total{reason=\"queue_timeout\"} 1",
             "wasmpod_timeouts_total{stage=\"queue\"} 1",
+            "wasmpod_timeouts_total{stage=\"header\"} 1",
+            "wasmpod_connections_open 1",
+            "wasmpod_connections_refused_total 1",
+            "wasmpod_requests_cancelled_total 1",
             "wasmpod_guest_errors_total{function=\"/hello\",kind=\"trap\"} 1",
             "wasmpod_outbound_denied_total{function=\"/hello\"} 3",
             "wasmpod_responses_total{function=\"/hello\",status=\"2xx\"} 1",
@@ -678,5 +763,7 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
+        drop(open);
+        assert!(metrics.render(None, 0.0, 0, [], &[]).contains("wasmpod_connections_open 0"));
     }
 }

@@ -17,8 +17,8 @@ use clap::{Args, Parser, Subcommand};
 use wasmpod_config::{FunctionSource, FunctionSpec, Interface, LoadedConfig};
 use wasmpod_runtime::{build_engine, ArtifactCache, EngineOptions, LiveRegistry, Runtime};
 use wasmpod_server::{
-    high_water_mark, App, AppConfig, BreakerConfig, Learning, ServiceIdentity, ShutdownConfig, Stop,
-    TenantLimits, WeightMode,
+    high_water_mark, App, AppConfig, BreakerConfig, ConnectionLimits, Learning, ServiceIdentity,
+    ShutdownConfig, Stop, TenantLimits, WeightMode,
 };
 
 use crate::env_flags::user_env;
@@ -104,6 +104,9 @@ struct ServeArgs {
     #[arg(long = "wasmbox-compat", env = "WASMPOD_WASMBOX_COMPAT")]
     wasmbox_compat: bool,
 
+    #[command(flatten)]
+    clients: ClientLimitArgs,
+
     /// Instances alive at once (the instance pool's size) [default: one per MB of
     /// --concurrent-resource-request, at most 2048].
     #[arg(long = "max-instances", value_name = "N", env = "WASMPOD_MAX_INSTANCES")]
@@ -111,6 +114,56 @@ struct ServeArgs {
 
     #[command(flatten)]
     tuning: TuningArgs,
+}
+
+/// What one client may make the pod hold or wait for: every such resource has a limit.
+#[derive(Debug, Args)]
+struct ClientLimitArgs {
+    /// Longest time a client may take to send a request head, from connecting or from its
+    /// previous response (seconds): a slower client is disconnected, and so is an idle
+    /// keep-alive connection.
+    #[arg(long, value_name = "SECONDS", default_value = seconds_text(wasmpod_server::DEFAULT_HEADER_READ_TIMEOUT), value_parser = parse_seconds, env = "WASMPOD_HEADER_READ_TIMEOUT")]
+    header_read_timeout: Duration,
+
+    /// Largest request head, request line and headers together (bytes, at least 8192): 431
+    /// beyond it.
+    #[arg(long = "max-header-size", value_name = "BYTES", default_value_t = wasmpod_server::DEFAULT_MAX_HEADER_BYTES, value_parser = parse_header_size, env = "WASMPOD_MAX_HEADER_SIZE")]
+    max_header_size: usize,
+
+    /// Client connections open at once; one more is closed as soon as it is accepted. Lowered
+    /// at start to what the file descriptor limit leaves room for.
+    #[arg(long, value_name = "N", default_value_t = wasmpod_server::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize), env = "WASMPOD_MAX_CONNECTIONS")]
+    max_connections: usize,
+
+    /// Largest request body (MB): 413 beyond it, before the guest runs. A WAGI guest's body
+    /// must also fit its memory grant (Memory-Request).
+    #[arg(long = "max-body-size", value_name = "MB", default_value_t = wasmpod_server::DEFAULT_MAX_BODY_BYTES >> 20, value_parser = clap::value_parser!(u64).range(1..), env = "WASMPOD_MAX_BODY_SIZE")]
+    max_body_size: u64,
+
+    /// Longest time a WAGI request's whole body may take to arrive (seconds): 408 beyond it.
+    #[arg(long, value_name = "SECONDS", default_value = seconds_text(wasmpod_server::DEFAULT_BODY_READ_TIMEOUT), value_parser = parse_seconds, env = "WASMPOD_BODY_READ_TIMEOUT")]
+    body_read_timeout: Duration,
+}
+
+impl ClientLimitArgs {
+    /// The connection limits, with `--max-connections` lowered to what `fd_limit` (the process's
+    /// descriptor limit, once raised) leaves room for.
+    fn connection_limits(&self, fd_limit: Option<u64>) -> ConnectionLimits {
+        let room = fd_limit.map_or(usize::MAX, crate::fd_limit::connections_within);
+        if room < self.max_connections {
+            tracing::info!(
+                max_connections = room,
+                asked = self.max_connections,
+                fd_limit,
+                "--max-connections lowered to what the file descriptor limit leaves room for"
+            );
+        }
+        ConnectionLimits {
+            header_read_timeout: self.header_read_timeout,
+            max_header_bytes: self.max_header_size,
+            max_connections: self.max_connections.min(room),
+        }
+    }
 }
 
 /// Engine knobs for benchmarks only (hidden from `--help`): compare settings without a rebuild.
@@ -369,8 +422,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         identity: service_identity(),
         wasmbox_compat: args.wasmbox_compat,
         memory_budget_mb: args.admission.memory_budget_mb(),
+        max_body_bytes: args.clients.max_body_size.saturating_mul(1 << 20),
+        body_read_timeout: args.clients.body_read_timeout,
     };
     let shutdown = shutdown_config(args.drain_seconds, args.shutdown_timeout)?;
+    let connection_limits = args.clients.connection_limits(crate::fd_limit::raise());
     let options = EngineOptions {
         cache_dir: args.cache.cache_dir.clone(),
         ..args.admission.engine_options(args.max_instances, &args.tuning)
@@ -393,13 +449,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         k_revision = identity.revision.as_deref(),
         drain_seconds = shutdown.drain_period.as_secs_f64(),
         shutdown_timeout_seconds = shutdown.timeout.as_secs_f64(),
+        max_connections = connection_limits.max_connections,
         "serving"
     );
     // WAGI prints this line; scripts (and our tests) wait for it.
     println!("Ready: serving on http://{local}");
     std::io::stdout().flush()?;
 
-    wasmpod_server::serve(listener, app, stop_signal(), shutdown).await;
+    wasmpod_server::serve(listener, app, stop_signal(), shutdown, connection_limits).await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -608,6 +665,18 @@ fn compile(args: CompileArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// `--max-header-size`: bytes, no fewer than hyper can parse a request head in.
+fn parse_header_size(text: &str) -> Result<usize, String> {
+    let bytes: usize = text.trim().parse().map_err(|_| format!("{text:?} is not a number of bytes"))?;
+    if bytes < wasmpod_server::MIN_MAX_HEADER_BYTES {
+        return Err(format!(
+            "{bytes} is below the minimum of {} bytes",
+            wasmpod_server::MIN_MAX_HEADER_BYTES
+        ));
+    }
+    Ok(bytes)
 }
 
 /// A default duration as clap shows it in `--help` (whole seconds).

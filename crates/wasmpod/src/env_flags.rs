@@ -13,10 +13,8 @@ pub fn user_env(env: &[String], env_files: &[PathBuf]) -> anyhow::Result<Vec<(St
         None => merged.push((name, value)),
     };
     for file in env_files {
-        let items =
-            dotenvy::from_path_iter(file).with_context(|| format!("--env-file {}", file.display()))?;
-        for item in items {
-            let (name, value) = item.with_context(|| format!("--env-file {}", file.display()))?;
+        let pairs = wasmpod_config::read_env_file(file).context("--env-file")?;
+        for (name, value) in pairs {
             set(name, value);
         }
     }

@@ -5,6 +5,7 @@
 
 mod cli;
 mod env_flags;
+mod fd_limit;
 mod simulate;
 
 use std::process::ExitCode;
