@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 mod artifact_cache;
+mod cgroup_cpu;
 mod command;
 mod engine;
 mod error;
@@ -33,6 +34,9 @@ mod wagi;
 mod wasi_http;
 
 pub use artifact_cache::{Artifact, ArtifactCache, BadEntry, CacheOutcome};
+pub use cgroup_cpu::{
+    CgroupCpu, CgroupError, CgroupUnsupported, Mechanism, CGROUP_CPU_PERIOD, MAX_CGROUP_WORKERS,
+};
 pub use command::MAX_STDOUT_BYTES;
 pub use engine::{build_engine, EngineOptions, EpochTicker, EPOCH_TICK};
 pub use error::{Error, RunError};
