@@ -4,7 +4,9 @@
 //! Everything that can be prepared was prepared at load (the `InstancePre`, the entrypoint's
 //! export index, the outbound policy). Per request: a WASI context with in-memory pipes, a store
 //! with the request's limits ([`crate::store`]), instantiation from the pool, the call. That is
-//! the whole hot path; it reads top to bottom in [`Command::run`].
+//! the whole hot path; it reads top to bottom in [`Command::run_here`]. [`Command::run`] first
+//! chooses the thread: the caller's, or a cgroup worker's when the request carries a CPU quota
+//! and `--cgroup-cpu` is in use ([`crate::CgroupCpu`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +21,7 @@ use crate::experimental_http::{self, OutboundHost, RequestHttp};
 use crate::limits::{LimitedState, Limits};
 use crate::outbound::OutboundPolicy;
 use crate::store::{new_store, Sandbox};
-use crate::{Error, FunctionSpec, RequestLimits, RunError};
+use crate::{CgroupCpu, Error, FunctionSpec, RequestLimits, RunError};
 
 /// The most a guest may print to stdout for one response (a larger write traps: 500). A request's
 /// output also counts against its memory grant: it is held in memory until the guest ends, so a
@@ -79,6 +81,8 @@ pub(crate) struct Command {
     outbound: Option<Arc<OutboundPolicy>>,
     http_max_concurrency: Option<u32>,
     pub(crate) sandbox: Sandbox,
+    /// Where requests with a CPU quota run, when the kernel holds quotas (`--cgroup-cpu`).
+    cgroup_cpu: Option<Arc<CgroupCpu>>,
 }
 
 /// What one run hands the guest.
@@ -105,6 +109,7 @@ impl Command {
         entrypoint: &str,
         spec: &FunctionSpec,
         sandbox: Sandbox,
+        cgroup_cpu: Option<Arc<CgroupCpu>>,
     ) -> Result<Command, String> {
         let pre = linker.instantiate_pre(module).map_err(|e| format!("{e:#}"))?;
         // Only a module that can call out needs its allow-list (as in WAGI, which never read it
@@ -134,6 +139,7 @@ impl Command {
             outbound,
             http_max_concurrency: spec.http_max_concurrency,
             sandbox,
+            cgroup_cpu,
         })
     }
 
@@ -144,9 +150,36 @@ impl Command {
 
     /// Runs one request in a fresh instance and returns what it printed.
     ///
+    /// A request with a CPU quota runs on a cgroup worker when there are cgroup workers: the
+    /// kernel then holds it to the quota, and the runtime's throttle is off for it. Its input is
+    /// copied to move it there (a few small allocations; the body is shared, not copied).
+    pub(crate) async fn run<K: AsRef<str>>(
+        self: &Arc<Self>,
+        input: CommandInput<'_, K>,
+        limits: &RequestLimits,
+    ) -> Result<Finished, RunError> {
+        let (Some(cgroups), Some(millicores)) = (&self.cgroup_cpu, limits.cpu_quota_millicores) else {
+            return self.run_here(input, limits).await;
+        };
+        let command = Arc::clone(self);
+        let limits = RequestLimits { cpu_quota_millicores: None, ..limits.clone() };
+        let stdin = input.stdin;
+        let argv = input.argv.to_vec();
+        let env: Vec<(String, String)> =
+            input.env.iter().map(|(name, value)| (name.as_ref().to_owned(), value.clone())).collect();
+        cgroups
+            .run(millicores, move || async move {
+                command.run_here(CommandInput { stdin, argv: &argv, env: &env }, &limits).await
+            })
+            .await
+            .map_err(|e| RunError::Isolation(e.to_string()))?
+    }
+
+    /// Runs one request in a fresh instance, on this thread, and returns what it printed.
+    ///
     /// A trap, a non-zero exit, a blown memory grant or the time limit end this request only: the
     /// instance is dropped, its pool slot returns, and the caller turns the error into a 5xx.
-    pub(crate) async fn run<K: AsRef<str>>(
+    async fn run_here<K: AsRef<str>>(
         &self,
         input: CommandInput<'_, K>,
         limits: &RequestLimits,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::Error;
+use crate::{CgroupCpu, Error};
 
 /// How often the epoch advances. A guest yields to the scheduler at every tick, so this bounds
 /// how long one guest can hold a worker thread and how precisely timeouts and CPU quotas bite.
@@ -30,6 +30,10 @@ pub struct EngineOptions {
     /// The artifact cache's directory ([`crate::ArtifactCache`]). `None` (the default): every
     /// module is compiled at load and nothing is written to disk.
     pub cache_dir: Option<PathBuf>,
+    /// Cgroup-bound workers that hold core-module requests carrying a CPU quota to it with the
+    /// kernel (`--cgroup-cpu`, see [`CgroupCpu`]). `None` (the default): quotas are held by the
+    /// runtime's own epoch-based throttle.
+    pub cgroup_cpu: Option<Arc<CgroupCpu>>,
 }
 
 impl Default for EngineOptions {
@@ -40,6 +44,7 @@ impl Default for EngineOptions {
             keep_resident_bytes: 2 << 20,
             pagemap_scan: true,
             cache_dir: None,
+            cgroup_cpu: None,
         }
     }
 }

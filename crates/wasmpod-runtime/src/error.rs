@@ -92,6 +92,10 @@ pub enum RunError {
     /// The function could not be loaded; the reason is its load error.
     #[error("function not loaded: {0}")]
     Unavailable(String),
+    /// The request's cgroup worker could not be prepared (`--cgroup-cpu`): the request fails
+    /// rather than run without the quota it asked for.
+    #[error("cpu isolation: {0}")]
+    Isolation(String),
     /// A WAGI guest's stdout is not a valid CGI response.
     #[error("guest output: {0}")]
     Output(#[from] wasmpod_wagi::OutputError),
@@ -108,6 +112,7 @@ impl RunError {
             RunError::Trap(_) => "trap",
             RunError::Instantiate(_) => "instantiate",
             RunError::PoolExhausted(_) => "pool_exhausted",
+            RunError::Isolation(_) => "isolation",
             RunError::Output(_) => "bad_output",
             RunError::Unavailable(_) => "unavailable",
         }

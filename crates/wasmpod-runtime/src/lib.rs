@@ -17,6 +17,7 @@
 
 mod artifact_cache;
 mod cache_entry;
+mod cgroup_cpu;
 mod command;
 mod engine;
 mod error;
@@ -35,6 +36,9 @@ mod wasi_http;
 
 pub use artifact_cache::{Artifact, ArtifactCache, CacheOutcome};
 pub use cache_entry::BadEntry;
+pub use cgroup_cpu::{
+    CgroupCpu, CgroupError, CgroupUnsupported, Mechanism, CGROUP_CPU_PERIOD, MAX_CGROUP_WORKERS,
+};
 pub use command::MAX_STDOUT_BYTES;
 pub use engine::{build_engine, EngineOptions, EpochTicker, EPOCH_TICK};
 pub use error::{Error, RunError};

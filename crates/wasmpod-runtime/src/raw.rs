@@ -2,6 +2,7 @@
 //! prints its result, with no CGI on either side. Exit code 0 (or a return from `_start`) is
 //! success; what it printed is the response body.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,7 +13,7 @@ use crate::{RequestLimits, RunError};
 /// A plain WASI command served as a function: stdin in, stdout out. Serve a request with
 /// [`RawProgram::run`].
 pub struct RawProgram {
-    pub(crate) command: Command,
+    pub(crate) command: Arc<Command>,
     /// argv: the function's name as `argv[0]`, nothing else (WasmBox passed no arguments).
     argv: [String; 1],
 }
@@ -31,7 +32,7 @@ pub struct RawOutcome {
 impl RawProgram {
     pub(crate) fn new(command: Command) -> RawProgram {
         let argv = [command.sandbox.name.to_string()];
-        RawProgram { command, argv }
+        RawProgram { command: Arc::new(command), argv }
     }
 
     /// Runs one request in a fresh instance: `stdin` in, what it printed out. A non-zero exit, a

@@ -16,8 +16,8 @@ use crate::command::{self, Command, CommandState};
 use crate::store::Sandbox;
 use crate::wasi_http::{self, HttpState};
 use crate::{
-    build_engine, ArtifactCache, CacheOutcome, EngineOptions, EpochTicker, Error, Function, FunctionSpec,
-    Guest, GuestLog, HttpComponent, Interface, RawProgram, Registry, WagiModule,
+    build_engine, ArtifactCache, CacheOutcome, CgroupCpu, EngineOptions, EpochTicker, Error, Function,
+    FunctionSpec, Guest, GuestLog, HttpComponent, Interface, RawProgram, Registry, WagiModule,
 };
 
 /// The process's Wasm machinery: one engine, one linker per kind of guest, one epoch clock, and
@@ -28,6 +28,7 @@ pub struct Runtime {
     command_linker: Linker<CommandState>,
     component_linker: wasmtime::component::Linker<HttpState>,
     cache: Option<ArtifactCache>,
+    cgroup_cpu: Option<Arc<CgroupCpu>>,
     _ticker: EpochTicker,
 }
 
@@ -40,7 +41,8 @@ impl Runtime {
         let command_linker = command::linker(&engine)?;
         let component_linker = wasi_http::linker(&engine)?;
         let ticker = EpochTicker::start(&engine);
-        Ok(Runtime { engine, command_linker, component_linker, cache, _ticker: ticker })
+        let cgroup_cpu = options.cgroup_cpu.clone();
+        Ok(Runtime { engine, command_linker, component_linker, cache, cgroup_cpu, _ticker: ticker })
     }
 
     /// The engine every function is compiled for.
@@ -232,7 +234,7 @@ impl Runtime {
             });
         }
         let sandbox = Sandbox::new(name.clone(), spec, GuestLog::open(log_dir, &name)?, counters.get(&name));
-        Command::prepare(&self.command_linker, module, entrypoint, spec, sandbox)
+        Command::prepare(&self.command_linker, module, entrypoint, spec, sandbox, self.cgroup_cpu.clone())
             .map_err(|reason| module_error(&name, spec, reason))
     }
 

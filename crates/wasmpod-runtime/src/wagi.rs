@@ -1,6 +1,7 @@
 //! A WAGI module: a preview1 command spoken to in CGI (environment and body in, a header block
 //! and body out), and its `_routes` export read at load.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,7 +15,7 @@ const ROUTES_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A WAGI module prepared for one route and entrypoint. Serve a request with [`WagiModule::run`].
 pub struct WagiModule {
-    pub(crate) command: Command,
+    pub(crate) command: Arc<Command>,
     argv: Option<String>,
 }
 
@@ -43,7 +44,7 @@ pub struct Outcome {
 
 impl WagiModule {
     pub(crate) fn new(command: Command, argv: Option<String>) -> WagiModule {
-        WagiModule { command, argv }
+        WagiModule { command: Arc::new(command), argv }
     }
 
     /// The route's `argv` template (`${SCRIPT_NAME} ${ARGS}`), if it has one.

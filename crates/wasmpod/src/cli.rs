@@ -15,7 +15,9 @@ use bytes::Bytes;
 use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 use wasmpod_config::{FunctionSource, FunctionSpec, Interface, LoadedConfig};
-use wasmpod_runtime::{build_engine, ArtifactCache, EngineOptions, LiveRegistry, Runtime};
+use wasmpod_runtime::{
+    build_engine, ArtifactCache, CgroupCpu, EngineOptions, LiveRegistry, Runtime, MAX_CGROUP_WORKERS,
+};
 use wasmpod_server::{
     high_water_mark, App, AppConfig, BreakerConfig, ConnectionLimits, Learning, ServiceIdentity,
     ShutdownConfig, Stop, TenantLimits, WeightMode,
@@ -111,6 +113,12 @@ struct ServeArgs {
     /// --concurrent-resource-request, at most 2048].
     #[arg(long = "max-instances", value_name = "N", env = "WASMPOD_MAX_INSTANCES")]
     max_instances: Option<u32>,
+
+    /// Hold requests that carry `cpu_quota` to it with the kernel: each runs on a worker thread
+    /// in a cgroup with that CFS quota (v2 `cpu.max`, v1 `cpu.cfs_quota_us`), where this process
+    /// may create cgroups; elsewhere the runtime's own throttle is used, and the log says which.
+    #[arg(long = "cgroup-cpu", env = "WASMPOD_CGROUP_CPU")]
+    cgroup_cpu: bool,
 
     #[command(flatten)]
     tuning: TuningArgs,
@@ -429,6 +437,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let connection_limits = args.clients.connection_limits(crate::fd_limit::raise());
     let options = EngineOptions {
         cache_dir: args.cache.cache_dir.clone(),
+        cgroup_cpu: cpu_quota_holder(args.cgroup_cpu),
         ..args.admission.engine_options(args.max_instances, &args.tuning)
     };
     let identity = config.identity.clone();
@@ -458,6 +467,35 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     wasmpod_server::serve(listener, app, stop_signal(), shutdown, connection_limits).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The cgroup workers that hold `cpu_quota` requests, when `--cgroup-cpu` asks for them and this
+/// process may create cgroups; logs which mechanism holds quotas either way.
+fn cpu_quota_holder(requested: bool) -> Option<Arc<CgroupCpu>> {
+    if !requested {
+        tracing::info!(
+            "cpu quotas: epoch-based throttle in the runtime (thread CPU clock at each epoch tick)"
+        );
+        return None;
+    }
+    match CgroupCpu::detect(MAX_CGROUP_WORKERS) {
+        Ok(cgroups) => {
+            let (parent, accounting) = cgroups.worker_parent();
+            tracing::info!(
+                cgroup = %parent.display(),
+                accounting = %accounting.unwrap_or(parent).display(),
+                "cpu quotas: {} (a worker thread per cgroup, reused; quota set per request)",
+                cgroups.mechanism()
+            );
+            Some(Arc::new(cgroups))
+        }
+        Err(reason) => {
+            tracing::warn!(
+                "cpu quotas: epoch-based throttle in the runtime; --cgroup-cpu is unavailable here: {reason}"
+            );
+            None
+        }
+    }
 }
 
 /// How a start treats load problems.
