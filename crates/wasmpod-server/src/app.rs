@@ -22,6 +22,7 @@ use wasmpod_runtime::{
 };
 use wasmpod_wagi::{build_argv, build_env, CgiRequest, OutputError, DEFAULT_HOST, MISSING_HEADERS_MESSAGE};
 
+use crate::admin::{Catalog, SharedCatalog};
 use crate::identity::ServiceIdentity;
 use crate::metrics::{ClientTimeout, Connections, FunctionMetrics, Metrics, Refusal};
 use crate::running::{RunningGuest, RunningGuests};
@@ -110,6 +111,8 @@ pub struct App {
     metrics: Arc<Metrics>,
     /// Every tenant seen: admission ids, series, own caps.
     tenants: TenantTable,
+    /// What the last load of each route said, for the admin API.
+    catalog: SharedCatalog,
     draining: AtomicBool,
     /// Guests running now, for the shutdown (which may have to stop them).
     running: Arc<RunningGuests>,
@@ -152,6 +155,7 @@ impl App {
             cpu,
             metrics,
             tenants: TenantTable::default(),
+            catalog: SharedCatalog::default(),
             draining: AtomicBool::new(false),
             running,
             pod_memory,
@@ -241,11 +245,22 @@ impl App {
                 LoadOutcome::Removed => tracing::info!(%route, %module, "function unloaded"),
             }
         }
+        crate::admin::lock(&self.catalog).record(report);
         let registry = self.live.current();
         self.metrics.set_functions(registry.functions().map(|f| (f.name(), f.load_error().is_none())));
         for function in registry.functions() {
             self.tenants.add(tenant_name(function), self.breaker.as_ref(), &self.metrics);
         }
+    }
+
+    /// What the last load of each route said (digest, size, compile time).
+    pub(crate) fn catalog(&self) -> std::sync::MutexGuard<'_, Catalog> {
+        crate::admin::lock(&self.catalog)
+    }
+
+    /// Requests function `name` has answered since it was first loaded.
+    pub(crate) fn requests_of(&self, name: &str) -> u64 {
+        self.metrics.function(name).map_or(0, |m| m.requests())
     }
 
     /// Marks the pod as going away: `/readyz` fails from now on, requests still run.

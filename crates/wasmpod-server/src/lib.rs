@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+mod admin;
 mod app;
 mod body;
 mod identity;
@@ -18,6 +19,7 @@ mod tenants;
 mod wasmbox;
 mod watch;
 
+pub use admin::{serve_admin, AdminConfig, AdminError, DEFAULT_MAX_MODULE_BYTES};
 pub use app::{
     App, AppConfig, CPU_QUOTA_HEADER, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MEMORY_REQUEST_MB, MEMORY_REQUEST_HEADER,

@@ -142,6 +142,11 @@ impl FunctionMetrics {
         self.duration.observe(duration.as_secs_f64());
     }
 
+    /// Requests answered, whatever the status.
+    pub fn requests(&self) -> u64 {
+        self.responses.iter().map(Counter::get).sum()
+    }
+
     pub fn observe_instance(&self, instantiate: Duration, peak_memory_bytes: u64) {
         self.instantiate.observe(instantiate.as_secs_f64());
         self.peak_memory.observe(peak_memory_bytes as f64);

@@ -19,8 +19,8 @@ use wasmpod_runtime::{
     build_engine, ArtifactCache, CgroupCpu, EngineOptions, LiveRegistry, Runtime, MAX_CGROUP_WORKERS,
 };
 use wasmpod_server::{
-    high_water_mark, App, AppConfig, BreakerConfig, ConnectionLimits, Learning, ServiceIdentity,
-    ShutdownConfig, Stop, TenantLimits, WeightMode,
+    high_water_mark, AdminConfig, App, AppConfig, BreakerConfig, ConnectionLimits, Learning,
+    ServiceIdentity, ShutdownConfig, Stop, TenantLimits, WeightMode,
 };
 
 use crate::env_flags::user_env;
@@ -121,6 +121,9 @@ struct ServeArgs {
     cgroup_cpu: bool,
 
     #[command(flatten)]
+    admin: AdminArgs,
+
+    #[command(flatten)]
     tuning: TuningArgs,
 }
 
@@ -171,6 +174,50 @@ impl ClientLimitArgs {
             max_header_bytes: self.max_header_size,
             max_connections: self.max_connections.min(room),
         }
+    }
+}
+
+/// The admin API (off unless `--admin-listen`): PUT, GET and DELETE `/functions/NAME` on a
+/// listener of its own.
+#[derive(Debug, Args)]
+struct AdminArgs {
+    /// Serve the admin API on this address (e.g. 127.0.0.1:9001), a listener of its own [default:
+    /// off]. An address other than loopback needs --admin-token-file.
+    #[arg(long = "admin-listen", value_name = "IP:PORT", env = "WASMPOD_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
+
+    /// A file holding the bearer token every admin request must present
+    /// (`Authorization: Bearer TOKEN`; surrounding whitespace is ignored).
+    #[arg(long = "admin-token-file", value_name = "FILE", env = "WASMPOD_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
+
+    /// The largest module the admin API accepts, in bytes (413 beyond it).
+    #[arg(long = "max-module-size", value_name = "BYTES", default_value_t = wasmpod_server::DEFAULT_MAX_MODULE_BYTES, value_parser = clap::value_parser!(u64).range(1..), env = "WASMPOD_MAX_MODULE_SIZE")]
+    max_module_size: u64,
+}
+
+impl AdminArgs {
+    /// Starts the admin API if asked for; refuses a non-loopback address without a token.
+    async fn start(&self, app: &Arc<App>) -> anyhow::Result<()> {
+        let Some(address) = self.admin_listen else { return Ok(()) };
+        let token = match &self.admin_token_file {
+            Some(file) => Some(
+                std::fs::read_to_string(file)
+                    .with_context(|| format!("--admin-token-file {}", file.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let config = AdminConfig { token, max_module_bytes: self.max_module_size };
+        config.check(address)?;
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("--admin-listen: cannot listen on {address}"))?;
+        let local = listener.local_addr()?;
+        tracing::info!(token = config.token.is_some(), "admin API on http://{local}");
+        tokio::spawn(wasmpod_server::serve_admin(listener, app.clone(), config));
+        Ok(())
     }
 }
 
@@ -445,6 +492,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let app = load(loaded, Some(source), &options, args.log_dir.as_deref(), config, start).await?;
     let _watch = wasmpod_server::watch_source(app.clone()).context("watching the functions for changes")?;
     tokio::spawn(reload_on_hangup(app.clone()));
+    args.admin.start(&app).await?;
 
     let listen = listen_address(args.listen, std::env::var("PORT").ok().as_deref())?;
     let listener =

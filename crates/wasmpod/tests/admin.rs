@@ -1,0 +1,167 @@
+//! The admin API end to end: a listener of its own, a bearer token, uploads that land in the
+//! served folder atomically and are served at once, and every bad request refused with its
+//! reason.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use support::{run_wasmpod, send, Request, Response, Server};
+use wasmpod_guests as guests;
+
+const TOKEN: &str = "s3cret-token";
+
+/// A WAT module that answers `body` as text.
+fn wat(body: &str) -> String {
+    let text = format!("content-type: text/plain\\0a\\0a{body}");
+    let len = 26 + body.len();
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "{text}")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const {len}))
+    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#
+    )
+}
+
+/// A folder server with the admin API on another loopback port, and that port.
+fn start(dir: &Path, extra: &[&str]) -> (Server, SocketAddr) {
+    std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
+    let mut args = vec![
+        dir.join("functions").to_str().unwrap().to_owned(),
+        "--admin-listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--admin-token-file".to_owned(),
+        dir.join("token").to_str().unwrap().to_owned(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start_in(dir, &args);
+    let log = server.wait_for_log("admin API on http://");
+    let line = log.lines().find(|l| l.contains("admin API on http://")).unwrap();
+    let address = line.split("admin API on http://").nth(1).unwrap().split_whitespace().next().unwrap();
+    (server, address.parse().unwrap())
+}
+
+fn authorized(request: Request) -> Request {
+    request.header("Authorization", &format!("Bearer {TOKEN}"))
+}
+
+fn put(path: &str, body: impl Into<bytes::Bytes>) -> Request {
+    Request { method: "PUT", ..Request::post(path, body) }
+}
+
+fn json(response: &Response) -> serde_json::Value {
+    serde_json::from_slice(&response.body).unwrap_or_else(|e| panic!("{e}: {}", response.text()))
+}
+
+#[tokio::test]
+async fn functions_are_uploaded_listed_replaced_and_deleted_while_the_pod_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("functions")).unwrap();
+    std::fs::copy(guests::HELLO, dir.path().join("functions/hello.wasm")).unwrap();
+    let (server, admin) = start(dir.path(), &[]);
+
+    // A new function of tenant acme.
+    let r = send(admin, authorized(put("/functions/acme/greet", wat("v1")))).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let body = json(&r);
+    assert_eq!(body["compiled"], true, "{body}");
+    assert_eq!(body["route"], "/acme/greet/...");
+    assert_eq!(server.get("/acme/greet").await.text(), "v1");
+    assert!(dir.path().join("functions/acme/greet.wasm").is_file(), "it landed in the served folder");
+
+    // Replaced.
+    let r = send(admin, authorized(put("/functions/acme/greet", wat("v2")))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(json(&r)["replaced"], true);
+    assert_eq!(server.get("/acme/greet").await.text(), "v2");
+
+    // Listed, with its tenant and digest; one function alone.
+    let r = send(admin, authorized(Request::get("/functions"))).await;
+    assert_eq!(r.status, 200);
+    let list = json(&r);
+    let greet = list.as_array().unwrap().iter().find(|f| f["route"] == "/acme/greet/...").unwrap();
+    assert_eq!(greet["tenant"], "acme");
+    assert_eq!(greet["state"], "ready");
+    assert_eq!(greet["sha256"].as_str().unwrap().len(), 64);
+    let r = send(admin, authorized(Request::get("/functions/hello"))).await;
+    assert_eq!((r.status, json(&r)["tenant"].as_str()), (200, Some("hello")));
+
+    // Invalid Wasm: refused with the reason; the previous version goes on serving.
+    let r = send(admin, authorized(put("/functions/acme/greet", "\0asm\x01\0\0\0garbage"))).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    let body = json(&r);
+    assert_eq!(body["compiled"], false);
+    assert!(body["error"].as_str().unwrap().contains("invalid"), "{body}");
+    assert_eq!(body["previous_version_serving"], true);
+    assert_eq!(server.get("/acme/greet").await.text(), "v2");
+
+    // Deleted.
+    let r =
+        send(admin, authorized(Request { method: "DELETE", ..Request::get("/functions/acme/greet") })).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(server.get("/acme/greet").await.status, 404);
+    let r =
+        send(admin, authorized(Request { method: "DELETE", ..Request::get("/functions/acme/greet") })).await;
+    assert_eq!(r.status, 404);
+
+    // The admin API is not on the serving port.
+    assert_eq!(server.get("/functions").await.status, 404);
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_with_their_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("functions")).unwrap();
+    let (server, admin) = start(dir.path(), &["--max-module-size", "1000"]);
+
+    let r = send(admin, put("/functions/x", wat("x"))).await;
+    assert_eq!(r.status, 401, "missing token: {}", r.text());
+    let r = send(admin, put("/functions/x", wat("x")).header("Authorization", "Bearer wrong")).await;
+    assert_eq!(r.status, 403, "wrong token: {}", r.text());
+    for bad in [
+        "/functions/..",
+        "/functions/Upper",
+        "/functions/a/b/c",
+        "/functions/.hidden",
+        "/functions/a%2f..%2fb",
+    ] {
+        let r = send(admin, authorized(put(bad, wat("x")))).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+        assert!(json(&r)["error"].as_str().unwrap().contains("name"), "{bad}: {}", r.text());
+    }
+    let r = send(admin, authorized(put("/functions/big", vec![0u8; 2000]))).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("--max-module-size"), "{}", r.text());
+    let r = send(admin, authorized(put("/functions/bad", "not wasm at all"))).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(json(&r)["compiled"], false);
+    assert_eq!(json(&r)["previous_version_serving"], false);
+
+    // Nothing written but the invalid module (whose route answers 500), no temporary file left.
+    let mut names: Vec<_> = std::fs::read_dir(dir.path().join("functions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["bad.wasm".to_owned()]);
+    assert_eq!(server.get("/bad").await.status, 500);
+}
+
+#[test]
+fn a_non_loopback_admin_address_without_a_token_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_wasmpod(
+        dir.path(),
+        &["serve", dir.path().to_str().unwrap(), "-l", "127.0.0.1:0", "--admin-listen", "0.0.0.0:0"],
+        b"",
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("needs --admin-token-file"), "{stderr}");
+}
