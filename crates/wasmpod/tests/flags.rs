@@ -48,6 +48,9 @@ const TWINS: &[(&str, &str)] = &[
     ("--body-read-timeout", "WASMPOD_BODY_READ_TIMEOUT"),
     ("--strict", "WASMPOD_STRICT"),
     ("--compile-threads", "WASMPOD_COMPILE_THREADS"),
+    ("--admin-listen", "WASMPOD_ADMIN_LISTEN"),
+    ("--admin-token-file", "WASMPOD_ADMIN_TOKEN_FILE"),
+    ("--max-module-size", "WASMPOD_MAX_MODULE_SIZE"),
     ("--wasmbox-compat", "WASMPOD_WASMBOX_COMPAT"),
     ("--cache-dir", "WASMPOD_CACHE_DIR"),
 ];
