@@ -52,6 +52,7 @@ const TWINS: &[(&str, &str)] = &[
     ("--admin-token-file", "WASMPOD_ADMIN_TOKEN_FILE"),
     ("--max-module-size", "WASMPOD_MAX_MODULE_SIZE"),
     ("--wasmbox-compat", "WASMPOD_WASMBOX_COMPAT"),
+    ("--cgroup-cpu", "WASMPOD_CGROUP_CPU"),
     ("--cache-dir", "WASMPOD_CACHE_DIR"),
 ];
 
