@@ -19,8 +19,8 @@ use wasmpod_runtime::{
     build_engine, ArtifactCache, CgroupCpu, EngineOptions, LiveRegistry, Runtime, MAX_CGROUP_WORKERS,
 };
 use wasmpod_server::{
-    high_water_mark, AdminConfig, App, AppConfig, BreakerConfig, ConnectionLimits, Learning,
-    ServiceIdentity, ShutdownConfig, Stop, TenantLimits, WeightMode,
+    high_water_mark, AdminConfig, App, AppConfig, BreakerConfig, ConnectionLimits, Learning, ServiceIdentity,
+    ShutdownConfig, Stop, TenantLimits, WeightMode,
 };
 
 use crate::env_flags::user_env;
@@ -38,7 +38,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the functions of a folder or of a WAGI modules.toml.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run one request through a module and print the HTTP response (for guest authors).
     Run(RunArgs),
     /// Compile modules ahead of time into the artifact cache that `serve --cache-dir` reads.
@@ -198,8 +198,9 @@ struct AdminArgs {
 
 impl AdminArgs {
     /// Starts the admin API if asked for; refuses a non-loopback address without a token.
+    /// A token file is read even when the admin API is off, so a wrong path is an error at once
+    /// rather than on the day someone turns the API on.
     async fn start(&self, app: &Arc<App>) -> anyhow::Result<()> {
-        let Some(address) = self.admin_listen else { return Ok(()) };
         let token = match &self.admin_token_file {
             Some(file) => Some(
                 std::fs::read_to_string(file)
@@ -208,6 +209,12 @@ impl AdminArgs {
                     .to_owned(),
             ),
             None => None,
+        };
+        let Some(address) = self.admin_listen else {
+            if token.is_some() {
+                tracing::warn!("--admin-token-file is given without --admin-listen: the admin API is off");
+            }
+            return Ok(());
         };
         let config = AdminConfig { token, max_module_bytes: self.max_module_size };
         config.check(address)?;
@@ -451,7 +458,7 @@ struct GuestArgs {
 impl Cli {
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(*args).await,
             Command::Run(args) => run_once(args).await,
             Command::Compile(args) => compile(args),
             Command::Autoscale(args) => autoscale::autoscale(args).await,
