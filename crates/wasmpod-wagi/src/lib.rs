@@ -18,6 +18,6 @@ mod routes_text;
 
 pub use env::{build_argv, build_env, parse_env_flag, CgiEnv, CgiRequest, DEFAULT_HOST};
 pub use error::Error;
-pub use output::{parse_output, CgiResponse, OutputError, MISSING_HEADERS_MESSAGE};
+pub use output::{parse_output, CgiResponse, OutputError, MAX_HEADER_BLOCK_BYTES, MISSING_HEADERS_MESSAGE};
 pub use route::{RouteMatch, RoutePattern, RouteTable};
 pub use routes_text::{parse_routes_text, DynamicRoute};

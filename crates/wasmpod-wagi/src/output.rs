@@ -7,6 +7,11 @@ use thiserror::Error;
 /// WAGI's body for a response that names neither a content type, a status nor a location.
 pub const MISSING_HEADERS_MESSAGE: &str = "Exactly one of 'location' or 'content-type' must be specified";
 
+/// The largest header block a guest may print (everything before the blank line): 64 KiB, as
+/// common proxies accept. A larger block answers 500 instead of being passed on, so a client is
+/// never sent a header block it would refuse half way through.
+pub const MAX_HEADER_BLOCK_BYTES: usize = 64 << 10;
+
 /// The HTTP response a guest asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CgiResponse {
@@ -26,6 +31,9 @@ pub enum OutputError {
     /// The bytes before the blank line cannot be read as text.
     #[error("the header block is not UTF-8")]
     HeadersNotUtf8,
+    /// The bytes before the blank line are more than [`MAX_HEADER_BLOCK_BYTES`].
+    #[error("the header block is {0} bytes, more than the limit of {MAX_HEADER_BLOCK_BYTES}")]
+    HeadersTooLarge(usize),
     /// WAGI requires one of them; the answer carries [`MISSING_HEADERS_MESSAGE`].
     #[error("the output names no content-type, status or location")]
     MissingHeaders,
@@ -47,6 +55,9 @@ pub fn parse_output(stdout: Bytes) -> Result<CgiResponse, OutputError> {
     let Some((header_end, body_start)) = find_blank_line(&stdout) else {
         return Err(OutputError::MissingHeaders);
     };
+    if header_end > MAX_HEADER_BLOCK_BYTES {
+        return Err(OutputError::HeadersTooLarge(header_end));
+    }
     // The header block without its CRs; borrowed as is when it has none (the common case).
     let raw = &stdout[..header_end];
     let block: std::borrow::Cow<'_, str> = if raw.contains(&b'\r') {
@@ -238,6 +249,16 @@ mod tests {
     #[test]
     fn header_block_must_be_utf8() {
         assert_eq!(parse(b"content-type: \xff\n\nx"), Err(OutputError::HeadersNotUtf8));
+    }
+
+    #[test]
+    fn a_header_block_over_the_limit_is_an_error() {
+        let mut out = b"content-type: text/plain\nx-big: ".to_vec();
+        out.resize(MAX_HEADER_BLOCK_BYTES + 1, b'a');
+        out.extend_from_slice(b"\n\nbody");
+        assert_eq!(parse(&out), Err(OutputError::HeadersTooLarge(MAX_HEADER_BLOCK_BYTES + 1)));
+        out.drain(40..42);
+        assert_eq!(parse(&out).unwrap().body, "body");
     }
 
     #[test]
