@@ -20,7 +20,7 @@ use wasmtime_wasi::I32Exit;
 use crate::experimental_http::{self, OutboundHost, RequestHttp};
 use crate::limits::{LimitedState, Limits};
 use crate::outbound::OutboundPolicy;
-use crate::store::{new_store, Sandbox};
+use crate::store::{bounded_p1, new_store, Sandbox};
 use crate::{CgroupCpu, Error, FunctionSpec, RequestLimits, RunError};
 
 /// The most a guest may print to stdout for one response (a larger write traps: 500). A request's
@@ -197,7 +197,7 @@ impl Command {
                 deadline,
             ))
         });
-        let state = CommandState { wasi: wasi.build_p1(), limits: Limits::for_module(limits), http };
+        let state = CommandState { wasi: bounded_p1(wasi), limits: Limits::for_module(limits), http };
         let mut store = new_store(self.pre.module().engine(), state);
         let mut instantiate = Duration::ZERO;
         let start = Instant::now();
@@ -236,7 +236,7 @@ impl Command {
         let mut wasi = self.sandbox.wasi();
         wasi.stdout(stdout.clone());
         let state = CommandState {
-            wasi: wasi.build_p1(),
+            wasi: bounded_p1(wasi),
             limits: Limits::for_module(&RequestLimits::default()),
             http: None,
         };

@@ -51,6 +51,7 @@ pub use outbound::{OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_TIMEOUT};
 pub use raw::{RawOutcome, RawProgram};
 pub use registry::Registry;
 pub use runtime::Runtime;
-pub use wagi::{Outcome, WagiInput, WagiModule};
+pub use store::MAX_GUEST_HANDLES;
+pub use wagi::{Outcome, WagiInput, WagiModule, ROUTES_TIMEOUT};
 pub use wasi_http::{GuestEnd, HttpBody, HttpComponent, HttpOutcome};
 pub use wasmpod_config::{AllowedHosts, FunctionSpec, Interface};

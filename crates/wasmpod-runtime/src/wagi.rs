@@ -10,8 +10,10 @@ use wasmpod_wagi::{parse_output, parse_routes_text, CgiEnv, CgiResponse, RoutePa
 use crate::command::{Command, CommandInput};
 use crate::{RequestLimits, RunError};
 
-/// How long a module's `_routes` export may run at load.
-const ROUTES_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a module's `_routes` export may run at load. One that runs longer (a loop that never
+/// returns) fails that function's load with the reason logged beside its name: in a served folder
+/// the others load and serve; with a `modules.toml`, WAGI's start-up rule stops the start.
+pub const ROUTES_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A WAGI module prepared for one route and entrypoint. Serve a request with [`WagiModule::run`].
 pub struct WagiModule {

@@ -27,7 +27,7 @@ use wasmtime_wasi_http::{
 
 use crate::limits::{cpu_metered, LimitedState, Limits};
 use crate::outbound::{self, OutboundPolicy};
-use crate::store::{new_store, Sandbox};
+use crate::store::{bounded_table, new_store, Sandbox};
 use crate::{Error, FunctionSpec, RequestLimits, RunError};
 
 /// The export a component must have to be served.
@@ -224,7 +224,7 @@ impl HttpComponent {
         let state = HttpState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
+            table: bounded_table(),
             outbound: Outbound {
                 function: self.sandbox.name.clone(),
                 policy: self.outbound.clone(),
