@@ -38,6 +38,8 @@ mod tests {
         SLEEP,
         CPU,
         OUTBOUND,
+        PATTERN,
+        FILES,
     ];
 
     #[test]
@@ -78,6 +80,9 @@ mod tests {
             "bad_header_name.wat",
             "status_location.wat",
             "print_4mb.wat",
+            "routes_spin.wat",
+            "huge_header.wat",
+            "bad_utf8_header.wat",
         ] {
             assert!(wat(name).is_file(), "{}", wat(name).display());
         }

@@ -12,6 +12,9 @@
 //! - `fail-after-headers`: answers 200, writes and flushes `partial`, then traps, so the
 //!   response ends early
 //! - `cpu?iters=N`: N rounds of xorshift64 (default 50,000,000), then 200 `result=...`
+//! - `stall`: answers 200, writes and flushes `partial`, then loops forever: the body never ends
+//! - `socket?addr=A.B.C.D:PORT`: opens a TCP connection with `wasi:sockets`; 200 `connected`,
+//!   or 403 with the error code's debug text
 
 use wasi::exports::http::incoming_handler::Guest;
 use wasi::http::outgoing_handler;
@@ -49,6 +52,8 @@ impl Guest for Component {
                 respond(out, 200, &[("content-type", b"text/plain")], b"logged\n");
             }
             "fail-after-headers" => fail_after_headers(out),
+            "stall" => stall(out),
+            "socket" => socket(out, &param(query, "addr").unwrap_or_default()),
             "cpu" => {
                 let iters: u64 = param(query, "iters").and_then(|n| n.parse().ok()).unwrap_or(50_000_000);
                 let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -106,6 +111,41 @@ fn fail_after_headers(out: ResponseOutparam) {
     write_all(&output, b"partial");
     output.blocking_flush().expect("flush");
     panic!("failing after the headers went out");
+}
+
+/// Sends the headers and the start of the body, then never finishes it.
+fn stall(out: ResponseOutparam) {
+    let response = OutgoingResponse::new(fields(&[("content-type", b"text/plain")]));
+    let response_body = response.body().expect("response body");
+    ResponseOutparam::set(out, Ok(response));
+    let output = response_body.write().expect("response body stream");
+    write_all(&output, b"partial");
+    output.blocking_flush().expect("flush");
+    let mut n = 0u64;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+/// Tries a TCP connection to `addr` (IPv4 `a.b.c.d:port`) through `wasi:sockets`.
+fn socket(out: ResponseOutparam, addr: &str) {
+    use wasi::sockets::network::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+    let text = |out, status, body: String| respond(out, status, &[("content-type", b"text/plain")], body.as_bytes());
+    let Ok(addr) = addr.parse::<std::net::SocketAddrV4>() else {
+        return text(out, 400, format!("bad addr {addr:?}\n"));
+    };
+    let [a, b, c, d] = addr.ip().octets();
+    let address = IpSocketAddress::Ipv4(Ipv4SocketAddress { port: addr.port(), address: (a, b, c, d) });
+    let network = wasi::sockets::instance_network::instance_network();
+    let result = wasi::sockets::tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4).and_then(|socket| {
+        socket.start_connect(&network, address)?;
+        socket.subscribe().block();
+        socket.finish_connect().map(|_| ())
+    });
+    match result {
+        Ok(()) => text(out, 200, "connected\n".to_owned()),
+        Err(code) => text(out, 403, format!("{code:?}\n")),
+    }
 }
 
 fn outbound(out: ResponseOutparam, url: String) {
