@@ -194,6 +194,7 @@ impl Command {
                 self.sandbox.name.clone(),
                 policy.clone(),
                 self.http_max_concurrency,
+                limits.outbound,
                 deadline,
             ))
         });

@@ -8,9 +8,9 @@
 //!   `http_max_concurrency` budget. WAGI cached one table per module, shared by every concurrent
 //!   request and leaking handles a guest forgot to close for the life of the process.
 //! - The call is async and bounded: it never blocks a worker thread (WAGI blocked one per call),
-//!   it must connect within [`crate::OUTBOUND_CONNECT_TIMEOUT`], finish within [`OUTBOUND_TIMEOUT`] and
-//!   within what is left of the request's own time, and a response body is capped at
-//!   [`MAX_RESPONSE_BYTES`].
+//!   it must connect within [`OutboundLimits::connect_timeout`], receive its whole response
+//!   within [`OutboundLimits::response_timeout`], both within what is left of the request's own
+//!   time, and a response body is capped at [`MAX_RESPONSE_BYTES`].
 //!
 //! Allowed targets are the function's `allowed_hosts`, read as [`crate::AllowedHosts`] reads them
 //! (WAGI's `https://host` entries match the host whatever the scheme and port, as in WAGI).
@@ -25,7 +25,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use wasmtime::{Caller, Extern, Linker, Memory};
 
 use crate::outbound::{self, OutboundPolicy};
-use crate::OUTBOUND_TIMEOUT;
+use crate::OutboundLimits;
 
 /// The import module name.
 pub(crate) const MODULE: &str = "wasi_experimental_http";
@@ -58,6 +58,8 @@ pub(crate) struct RequestHttp {
     policy: Arc<OutboundPolicy>,
     /// At most this many responses open at once (`http_max_concurrency`).
     max_concurrency: Option<u32>,
+    /// How long each call may take.
+    limits: OutboundLimits,
     /// The incoming request's deadline: no outbound call outlives it.
     deadline: Instant,
     responses: HashMap<u32, Response>,
@@ -74,9 +76,18 @@ impl RequestHttp {
         function: Arc<str>,
         policy: Arc<OutboundPolicy>,
         max_concurrency: Option<u32>,
+        limits: OutboundLimits,
         deadline: Instant,
     ) -> RequestHttp {
-        RequestHttp { function, policy, max_concurrency, deadline, responses: HashMap::new(), next_handle: 0 }
+        RequestHttp {
+            function,
+            policy,
+            max_concurrency,
+            limits,
+            deadline,
+            responses: HashMap::new(),
+            next_handle: 0,
+        }
     }
 }
 
@@ -186,7 +197,8 @@ async fn req<T: OutboundHost>(caller: &mut Caller<'_, T>, args: ReqArgs) -> Resu
             return Err(HttpError::TooManySessions);
         }
     }
-    let (function, policy, deadline) = (http.function.clone(), http.policy.clone(), http.deadline);
+    let (function, policy, limits, deadline) =
+        (http.function.clone(), http.policy.clone(), http.limits, http.deadline);
 
     let url = read_str(caller, memory, args.url)?;
     let uri: Uri = url.parse().map_err(|_| HttpError::InvalidUrl)?;
@@ -202,9 +214,10 @@ async fn req<T: OutboundHost>(caller: &mut Caller<'_, T>, args: ReqArgs) -> Resu
     let body = Bytes::from(read(caller, memory, args.body)?);
 
     tracing::debug!(%function, target = %url, %method, "outbound request");
-    let (status, headers, body) = send(uri, method, headers, body, deadline).await.inspect_err(|e| {
-        tracing::warn!(%function, target = %url, "outbound request failed: {e}");
-    })?;
+    let (status, headers, body) =
+        send(uri, method, headers, body, limits, deadline).await.inspect_err(|e| {
+            tracing::warn!(%function, target = %url, "outbound request failed: {e}");
+        })?;
 
     let http = caller.data_mut().outbound_mut().ok_or(HttpError::Runtime)?;
     let handle = free_handle(http)?;
@@ -256,9 +269,10 @@ async fn send(
     method: Method,
     headers: HeaderMap,
     body: Bytes,
+    limits: OutboundLimits,
     deadline: Instant,
 ) -> Result<(u16, HeaderMap, Bytes), SendError> {
-    let total = OUTBOUND_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
+    let total = limits.response_within(deadline);
     let mut headers = headers;
     // HTTP/1.1 requires Host; the client sends the path only, so name the authority here (as
     // wasmtime does for components) unless the guest set one.
@@ -275,7 +289,7 @@ async fn send(
     *request.headers_mut() = headers;
     let exchange = async {
         let (response, connection) =
-            outbound::send(request, None, deadline).await.map_err(SendError::Http)?;
+            outbound::send(request, None, limits, deadline).await.map_err(SendError::Http)?;
         // The connection must be driven while the body is read; it ends with the response.
         let connection = tokio::spawn(connection);
         let (parts, body) = response.into_parts();
@@ -425,7 +439,7 @@ mod tests {
     #[test]
     fn handles_count_up_and_skip_open_ones() {
         let policy = Arc::new(OutboundPolicy::parse(&[], Arc::default()).unwrap());
-        let mut http = RequestHttp::new("/f".into(), policy, None, Instant::now());
+        let mut http = RequestHttp::new("/f".into(), policy, None, OutboundLimits::default(), Instant::now());
         let response = || Response { headers: HeaderMap::new(), body: Bytes::new() };
         http.responses.insert(0, response());
         http.responses.insert(1, response());

@@ -47,7 +47,7 @@ pub use function::{Function, Guest};
 pub use guest_log::{log_file_path, GuestLog};
 pub use limits::{cpu_metered, PodMemory, RequestLimits, DEFAULT_TIMEOUT};
 pub use live::{LiveRegistry, LoadEvent, LoadOutcome, LoadReport, DEFAULT_COMPILE_THREADS};
-pub use outbound::{OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_TIMEOUT};
+pub use outbound::{OutboundLimits, DEFAULT_OUTBOUND_CONNECT_TIMEOUT, DEFAULT_OUTBOUND_RESPONSE_TIMEOUT};
 pub use raw::{RawOutcome, RawProgram};
 pub use registry::Registry;
 pub use runtime::Runtime;

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Store, UpdateDeadline};
 
+use crate::OutboundLimits;
+
 /// The limits one request runs under. Built by the server from the admission grant and config.
 #[derive(Debug, Clone)]
 pub struct RequestLimits {
@@ -21,6 +23,8 @@ pub struct RequestLimits {
     /// The pod's real memory, which this instance's memory counts towards and may not push past
     /// the pod's budget. `None`: the instance is counted nowhere (tools and tests).
     pub pod_memory: Option<Arc<PodMemory>>,
+    /// How long the guest's outbound HTTP calls may take (each also capped at `timeout`).
+    pub outbound: OutboundLimits,
 }
 
 /// The real memory of every running instance of the pod, against the pod's hard budget.
@@ -87,6 +91,7 @@ impl Default for RequestLimits {
             timeout: DEFAULT_TIMEOUT,
             cpu_quota_millicores: None,
             pod_memory: None,
+            outbound: OutboundLimits::default(),
         }
     }
 }

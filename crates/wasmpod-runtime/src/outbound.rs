@@ -13,11 +13,42 @@ use wasmtime_wasi_http::RequestOptions;
 
 use crate::AllowedHosts;
 
-/// How long an outbound request may take to connect (less if the request has less time left).
-pub const OUTBOUND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long an outbound request may take until its response headers arrive (less if the
-/// request has less time left; its body is bounded by the request's own time limit).
-pub const OUTBOUND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an outbound request may take to connect unless the server says otherwise
+/// (`--outbound-connect-timeout`; less if the request has less time left).
+pub const DEFAULT_OUTBOUND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an outbound request may take until its response arrives unless the server says
+/// otherwise (`--outbound-response-timeout`; less if the request has less time left). A
+/// component's response headers must arrive within it and its body within the request's own
+/// time; a WAGI module's whole response must arrive within it.
+pub const DEFAULT_OUTBOUND_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a guest's outbound HTTP call may take, whichever way it calls out. Part of
+/// [`RequestLimits`](crate::RequestLimits): the server sets it once from its flags, and the
+/// request's own deadline caps both (an outbound call never outlives the incoming request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboundLimits {
+    /// Longest time to open the connection.
+    pub connect_timeout: Duration,
+    /// Longest time from sending the request to its response (see
+    /// [`DEFAULT_OUTBOUND_RESPONSE_TIMEOUT`] for what "response" covers per guest kind).
+    pub response_timeout: Duration,
+}
+
+impl Default for OutboundLimits {
+    fn default() -> Self {
+        OutboundLimits {
+            connect_timeout: DEFAULT_OUTBOUND_CONNECT_TIMEOUT,
+            response_timeout: DEFAULT_OUTBOUND_RESPONSE_TIMEOUT,
+        }
+    }
+}
+
+impl OutboundLimits {
+    /// The response limit of a call made now, capped at what is left until `deadline`.
+    pub(crate) fn response_within(&self, deadline: Instant) -> Duration {
+        self.response_timeout.min(deadline.saturating_duration_since(Instant::now()))
+    }
+}
 
 /// A function's outbound rules and what they refused: one per function, built at load and shared
 /// by its requests.
@@ -45,13 +76,14 @@ impl OutboundPolicy {
     }
 }
 
-/// Sends `request` with wasmtime's client: connecting within [`OUTBOUND_CONNECT_TIMEOUT`], the
-/// response headers within [`OUTBOUND_TIMEOUT`], both never past `deadline` (the incoming
+/// Sends `request` with wasmtime's client: connecting within `limits.connect_timeout`, the
+/// response headers within `limits.response_timeout`, both never past `deadline` (the incoming
 /// request's); the guest's own `asked` options may only tighten them. Returns the response and
 /// the connection's future, which must be driven while the body is read.
 pub(crate) async fn send<B>(
     request: http::Request<B>,
     asked: Option<RequestOptions>,
+    limits: OutboundLimits,
     deadline: Instant,
 ) -> wasmtime_wasi_http::Result<(
     http::Response<impl http_body::Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + use<B>>,
@@ -61,15 +93,20 @@ where
     B: http_body::Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + Send + 'static,
 {
     let left = deadline.saturating_duration_since(Instant::now());
-    let total = OUTBOUND_TIMEOUT.min(left);
+    let total = limits.response_within(deadline);
     let cap = |asked: Option<Duration>, most: Duration| Some(asked.map_or(most, |a| a.min(most)));
     let asked = asked.unwrap_or_default();
     let options = RequestOptions {
-        connect_timeout: cap(asked.connect_timeout, OUTBOUND_CONNECT_TIMEOUT.min(total)),
+        connect_timeout: cap(asked.connect_timeout, limits.connect_timeout.min(total)),
         first_byte_timeout: cap(asked.first_byte_timeout, total),
         between_bytes_timeout: cap(asked.between_bytes_timeout, left),
     };
+    // The client's own timers bound each step (connect, handshake, first byte); this one bounds
+    // their sum by the response limit. A connect slower than a connect limit shorter than the
+    // response limit fails as `ConnectionTimeout`; a response too slow, as
+    // `ConnectionReadTimeout`, whichever of this timer and the client's first-byte timer fires
+    // first.
     tokio::time::timeout(total, wasmtime_wasi_http::default_send_request(request, Some(options)))
         .await
-        .map_err(|_| wasmtime_wasi_http::Error::ConnectionTimeout)?
+        .map_err(|_| wasmtime_wasi_http::Error::ConnectionReadTimeout)?
 }

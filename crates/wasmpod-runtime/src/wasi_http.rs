@@ -28,6 +28,7 @@ use wasmtime_wasi_http::{
 use crate::limits::{cpu_metered, LimitedState, Limits};
 use crate::outbound::{self, OutboundPolicy};
 use crate::store::{bounded_table, new_store, Sandbox};
+use crate::OutboundLimits;
 use crate::{Error, FunctionSpec, RequestLimits, RunError};
 
 /// The export a component must have to be served.
@@ -228,6 +229,7 @@ impl HttpComponent {
             outbound: Outbound {
                 function: self.sandbox.name.clone(),
                 policy: self.outbound.clone(),
+                limits: limits.outbound,
                 deadline,
             },
             limits: Limits::for_component(limits),
@@ -305,6 +307,8 @@ fn incoming_body_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -
 struct Outbound {
     function: Arc<str>,
     policy: Arc<OutboundPolicy>,
+    /// How long each call may take.
+    limits: OutboundLimits,
     /// When the incoming request's time is up; no outbound call may outlive it.
     deadline: Instant,
 }
@@ -325,9 +329,9 @@ impl WasiHttpHooks for Outbound {
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         tracing::debug!(function = %self.function, target = %request.uri(), "outbound request");
-        let deadline = self.deadline;
+        let (limits, deadline) = (self.limits, self.deadline);
         Box::new(async move {
-            let (response, io) = outbound::send(request, options, deadline).await?;
+            let (response, io) = outbound::send(request, options, limits, deadline).await?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,

@@ -17,8 +17,8 @@ use wasmpod_admission::{
 };
 use wasmpod_config::{FunctionSource, TenantSettings};
 use wasmpod_runtime::{
-    cpu_metered, Function, Guest, GuestEnd, HttpComponent, LiveRegistry, LoadOutcome, LoadReport, PodMemory,
-    RawProgram, Registry, RequestLimits, RunError, WagiInput, WagiModule,
+    cpu_metered, Function, Guest, GuestEnd, HttpComponent, LiveRegistry, LoadOutcome, LoadReport,
+    OutboundLimits, PodMemory, RawProgram, Registry, RequestLimits, RunError, WagiInput, WagiModule,
 };
 use wasmpod_wagi::{build_argv, build_env, CgiRequest, OutputError, DEFAULT_HOST, MISSING_HEADERS_MESSAGE};
 
@@ -78,6 +78,9 @@ pub struct AppConfig {
     pub max_body_bytes: u64,
     /// `--body-read-timeout`: how long a body read whole may take to arrive (408 beyond it).
     pub body_read_timeout: Duration,
+    /// `--outbound-connect-timeout` and `--outbound-response-timeout`: how long a guest's
+    /// outbound HTTP call may take (never past the request's own timeout).
+    pub outbound: OutboundLimits,
 }
 
 impl Default for AppConfig {
@@ -94,6 +97,7 @@ impl Default for AppConfig {
             memory_budget_mb: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            outbound: OutboundLimits::default(),
         }
     }
 }
@@ -606,6 +610,7 @@ impl App {
             timeout: spec.timeout.unwrap_or(self.config.timeout),
             cpu_quota_millicores: cpu_quota_from_header(headers.get(CPU_QUOTA_HEADER).map(|v| v.as_bytes())),
             pod_memory: Some(self.pod_memory.clone()),
+            outbound: self.config.outbound,
         };
         Declared { units, grant_mb, limits }
     }

@@ -16,7 +16,8 @@ use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 use wasmpod_config::{FunctionSource, FunctionSpec, Interface, LoadedConfig};
 use wasmpod_runtime::{
-    build_engine, ArtifactCache, CgroupCpu, EngineOptions, LiveRegistry, Runtime, MAX_CGROUP_WORKERS,
+    build_engine, ArtifactCache, CgroupCpu, EngineOptions, LiveRegistry, OutboundLimits, Runtime,
+    MAX_CGROUP_WORKERS,
 };
 use wasmpod_server::{
     high_water_mark, AdminConfig, App, AppConfig, BreakerConfig, ConnectionLimits, Learning, ServiceIdentity,
@@ -453,6 +454,26 @@ struct GuestArgs {
     /// How long a guest may run before it is stopped and the request answered 504 (seconds).
     #[arg(long, value_name = "SECONDS", default_value = seconds_text(wasmpod_runtime::DEFAULT_TIMEOUT), value_parser = parse_seconds, env = "WASMPOD_TIMEOUT")]
     timeout: Duration,
+
+    /// How long a guest's outbound HTTP call may take to connect (seconds; never past the
+    /// request's --timeout).
+    #[arg(long, value_name = "SECONDS", default_value = seconds_text(wasmpod_runtime::DEFAULT_OUTBOUND_CONNECT_TIMEOUT), value_parser = parse_seconds, env = "WASMPOD_OUTBOUND_CONNECT_TIMEOUT")]
+    outbound_connect_timeout: Duration,
+
+    /// How long a guest's outbound HTTP call may wait for its response (seconds; never past the
+    /// request's --timeout).
+    #[arg(long, value_name = "SECONDS", default_value = seconds_text(wasmpod_runtime::DEFAULT_OUTBOUND_RESPONSE_TIMEOUT), value_parser = parse_seconds, env = "WASMPOD_OUTBOUND_RESPONSE_TIMEOUT")]
+    outbound_response_timeout: Duration,
+}
+
+impl GuestArgs {
+    /// `--outbound-connect-timeout` and `--outbound-response-timeout`.
+    fn outbound(&self) -> OutboundLimits {
+        OutboundLimits {
+            connect_timeout: self.outbound_connect_timeout,
+            response_timeout: self.outbound_response_timeout,
+        }
+    }
 }
 
 impl Cli {
@@ -486,6 +507,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         memory_budget_mb: args.admission.memory_budget_mb(),
         max_body_bytes: args.clients.max_body_size.saturating_mul(1 << 20),
         body_read_timeout: args.clients.body_read_timeout,
+        outbound: args.guest.outbound(),
     };
     let shutdown = shutdown_config(args.drain_seconds, args.shutdown_timeout)?;
     let connection_limits = args.clients.connection_limits(crate::fd_limit::raise());
@@ -690,6 +712,7 @@ async fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = AppConfig {
         user_env: user_env(&args.guest.env, &args.guest.env_files)?,
         timeout: args.guest.timeout,
+        outbound: args.guest.outbound(),
         // One request: nothing to admit; its memory grant still applies.
         admission: None,
         ..AppConfig::default()

@@ -28,6 +28,8 @@ fn serve(config: &str, args: &[&str], env: &[(&str, &str)]) -> (tempfile::TempDi
 const TWINS: &[(&str, &str)] = &[
     ("--log-dir", "WAGI_LOG_DIR"),
     ("--timeout", "WASMPOD_TIMEOUT"),
+    ("--outbound-connect-timeout", "WASMPOD_OUTBOUND_CONNECT_TIMEOUT"),
+    ("--outbound-response-timeout", "WASMPOD_OUTBOUND_RESPONSE_TIMEOUT"),
     ("--shutdown-timeout", "WASMPOD_SHUTDOWN_TIMEOUT"),
     ("--drain-seconds", "WASMPOD_DRAIN_SECONDS"),
     ("--concurrent-resource-request", "CONCURRENT_RESOURCE_REQUEST"),
