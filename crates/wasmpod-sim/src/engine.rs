@@ -267,10 +267,13 @@ impl<'w> Sim<'w> {
             Admission::<u32>::new(config)
                 .map_err(|e| SimError::Setting { name: "admission", reason: e.to_string() })?;
         }
-        if !sim.nodes.fits_empty(sim.pod_cpu_request(), sim.pod_reserved_mb(0)) {
+        let (cores, memory_mb) = (sim.pod_cpu_request(), sim.pod_reserved_mb(0));
+        if !sim.nodes.fits_empty(cores, memory_mb) {
+            // Name the setting that is short: the node's cores, else its memory.
+            let short_of_cores = !sim.nodes.fits_empty(cores, 0.0);
             return Err(SimError::Setting {
-                name: "--node-memory-mb",
-                reason: "a pod does not fit on an empty node".into(),
+                name: if short_of_cores { "--node-cores" } else { "--node-memory-mb" },
+                reason: format!("a pod ({cores} cores, {memory_mb} MB) does not fit on an empty node"),
             });
         }
         sim.push(0, Ev::Tick);

@@ -135,6 +135,10 @@ impl ClusterArgs {
 pub fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let profiles = Profiles::load(&args.profiles)?;
     let (workload, name) = workload(&args)?;
+    if workload.functions.is_empty() {
+        let why = if args.apps.is_some() { " (--apps keeps none of the trace's apps)" } else { "" };
+        bail!("{name}: no function to simulate{why}");
+    }
     let cluster = args.cluster.config();
     let total = workload.total_calls();
     eprintln!(
