@@ -1,13 +1,15 @@
 //! The coverage guard: every promise of the README that a name stands for must be named by a test.
 //!
-//! - Every long flag and every environment variable of `wasmpod serve` and `wasmpod run`, as the
-//!   real binary's `--help` lists them, must appear in a test: a file under `crates/*/tests/`, or
-//!   the `#[cfg(test)]` part of a file under `crates/*/src/` (from its first `#[cfg(test)]` to its
-//!   end).
+//! - Every long flag and every environment variable of every command (`wasmpod serve`, `run`,
+//!   `compile`, `autoscale` and `simulate`), as the real binary's `--help` lists them, must appear
+//!   in a test: a file under `crates/*/tests/`, or the `#[cfg(test)]` part of a file under
+//!   `crates/*/src/` (from its first `#[cfg(test)]` to its end).
 //! - Every metric the server registers (the families a real server's `/metrics` declares, with a
 //!   function loaded so the per-function ones appear) and every metric of the README's metrics
 //!   table must appear in an end-to-end test (a file under `crates/*/tests/`): a unit test that
 //!   renders values it fed in itself proves nothing about real values reaching the metric.
+//! - Likewise every metric the autoscale controller registers (the families its registry
+//!   declares), which the README's controller metrics table must list too.
 //!
 //! A name matches only whole (`--timeout` is not found in `--queue-timeout`). The guard reads
 //! this file's own text never: it discovers the names, it does not list them. When it fails, it
@@ -180,24 +182,29 @@ fn help_parsing_finds_flags_and_env_twins() {
     assert_eq!(names, ["--config", "--timeout", "WASMPOD_TIMEOUT"]);
 }
 
-/// Every flag and environment variable of `serve` and `run` is named by a test.
+/// The commands whose flags the guard reads.
+const COMMANDS: &[&str] = &["serve", "run", "compile", "autoscale", "simulate"];
+
+/// Every flag and environment variable of every command is named by a test.
 #[test]
 fn every_flag_and_env_variable_is_named_by_a_test() {
-    let mut names = BTreeSet::new();
-    for command in ["serve", "run"] {
-        let found = flags_and_env(&help(command));
-        assert!(found.len() >= 5, "no flags found in `wasmpod {command} --help`:\n{found:?}");
-        names.extend(found);
-    }
-    // The README documents `--hostname` as an alias of `--default-host` (hidden from `--help`).
-    names.insert("--hostname".to_owned());
     let (end_to_end, unit) = test_texts();
     let texts: Vec<&TestText> = end_to_end.iter().chain(&unit).collect();
-    let missing = unmentioned(&names, &texts);
+    let mut missing = Vec::new();
+    for command in COMMANDS {
+        let mut names = flags_and_env(&help(command));
+        assert!(names.len() >= 2, "no flags found in `wasmpod {command} --help`:\n{names:?}");
+        if *command == "serve" {
+            // The README documents `--hostname` as an alias of `--default-host` (hidden from `--help`).
+            names.insert("--hostname".to_owned());
+        }
+        missing
+            .extend(unmentioned(&names, &texts).into_iter().map(|name| format!("wasmpod {command}: {name}")));
+    }
     assert!(
         missing.is_empty(),
-        "flags and environment variables of `wasmpod serve`/`wasmpod run` that no test names \
-         (write a test that fails when each breaks):\n  {}",
+        "flags and environment variables that no test names (write a test that fails when each \
+         breaks):\n  {}",
         missing.join("\n  ")
     );
 }
@@ -225,6 +232,43 @@ async fn every_metric_is_named_by_an_end_to_end_test() {
         missing.is_empty(),
         "metrics that no end-to-end test (crates/*/tests/) names: write a test where a real \
          request makes each one move:\n  {}",
+        missing.join("\n  ")
+    );
+}
+
+/// The metrics the README's table of controller metrics (`| metric | meaning |`) lists.
+fn readme_controller_metrics() -> BTreeSet<String> {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let table = readme.split("| metric | meaning |").nth(1).expect("the README's controller metrics table");
+    let mut names = BTreeSet::new();
+    for row in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
+        let first_cell = row.split('|').nth(1).unwrap();
+        for name in first_cell.split('`').skip(1).step_by(2) {
+            names.insert(name.to_owned());
+        }
+    }
+    names
+}
+
+/// Every metric the autoscale controller registers is listed in the README and named by an
+/// end-to-end test.
+#[test]
+fn every_controller_metric_is_documented_and_named_by_an_end_to_end_test() {
+    let registered =
+        metric_families(&wasmpod_controller::ControllerMetrics::new("demo", "superpod").encode());
+    assert!(registered.contains("wasmpod_autoscaler_desired_pods"), "{registered:?}");
+    let documented = readme_controller_metrics();
+    assert_eq!(
+        registered, documented,
+        "the controller's metrics (left) and the README's table of them (right) differ"
+    );
+    let (end_to_end, _) = test_texts();
+    let texts: Vec<&TestText> = end_to_end.iter().collect();
+    let missing = unmentioned(&registered, &texts);
+    assert!(
+        missing.is_empty(),
+        "controller metrics that no end-to-end test (crates/*/tests/) names: write a test where \
+         the real controller makes each one move:\n  {}",
         missing.join("\n  ")
     );
 }

@@ -123,3 +123,181 @@ fn a_bad_trace_row_is_named_by_file_line_and_field() {
         "{stderr}"
     );
 }
+
+/// The summary of one policy's run that the tests below compare.
+fn policy(json: &serde_json::Value, name: &str) -> serde_json::Value {
+    json["policies"].as_array().unwrap().iter().find(|p| p["policy"] == name).unwrap().clone()
+}
+
+/// A small synthetic run (200 functions, 3 minutes, seed 3) with `extra` flags, as JSON.
+fn small_run(dir: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["--functions", "200", "--minutes", "3", "--seed", "3", "--json"];
+    args.extend_from_slice(extra);
+    let output = simulate(dir, &args);
+    assert!(output.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn number(policy: &serde_json::Value, field: &str) -> f64 {
+    policy[field].as_f64().unwrap_or_else(|| panic!("{field} in {policy}"))
+}
+
+/// Every cluster and pod flag reaches the simulation: each one, moved from its default, moves
+/// the result of the policies it concerns the way it must, and leaves the others alone.
+#[test]
+fn the_cluster_and_pod_flags_change_what_they_must() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = small_run(dir.path(), &[]);
+    let (containers, concurrency, memory) =
+        ("container-per-function", "superpod-concurrency", "superpod-memory");
+    let run = |extra: &[&str]| small_run(dir.path(), extra);
+
+    // A container's overhead is reserved memory of policy 1 only.
+    let r = run(&["--container-overhead-mb", "1000"]);
+    assert!(
+        number(&policy(&r, containers), "reserved_gb_s")
+            > number(&policy(&base, containers), "reserved_gb_s")
+    );
+    assert_eq!(policy(&r, memory), policy(&base, memory));
+    // A 20 s container cold start (instead of 2 s): policy 1's median call is slower.
+    let r = run(&["--container-cold-start-ms", "20000"]);
+    let p50 = |p: &serde_json::Value| p["latency_ms"]["p50"].as_f64().unwrap();
+    assert!(p50(&policy(&r, containers)) > p50(&policy(&base, containers)), "{}", policy(&r, containers));
+    // Four requests per container: fewer containers at the peak.
+    let r = run(&["--container-concurrency", "4"]);
+    assert!(number(&policy(&r, containers), "peak_pods") < number(&policy(&base, containers), "peak_pods"));
+    assert_eq!(policy(&r, memory), policy(&base, memory));
+    // One node: no policy may use more.
+    let r = run(&["--nodes", "1"]);
+    for p in r["policies"].as_array().unwrap() {
+        assert_eq!(number(p, "peak_nodes"), 1.0, "{p}");
+    }
+    assert!(number(&policy(&base, containers), "peak_nodes") > 1.0);
+    // Nodes too small for a superpod are refused, naming what is short.
+    for (flag, value) in [("--node-cores", "2"), ("--node-memory-mb", "8000")] {
+        let output = simulate(dir.path(), &["--functions", "20", "--minutes", "1", flag, value]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(&format!("invalid setting {flag}: a pod (")),
+            "{stderr}"
+        );
+    }
+    // Smaller nodes (8 cores, 40000 MB) hold fewer containers each: policy 1 needs more of them.
+    let r = run(&["--node-cores", "8", "--node-memory-mb", "40000"]);
+    assert!(number(&policy(&r, containers), "peak_nodes") > number(&policy(&base, containers), "peak_nodes"));
+    // A 100 ms queue limit: calls that waited longer are refused as timeouts.
+    let r = run(&["--queue-timeout-ms", "100"]);
+    for name in [containers, memory] {
+        let timeouts = |p: &serde_json::Value| p["rejected"]["timeout"].as_u64().unwrap();
+        assert!(timeouts(&policy(&r, name)) > timeouts(&policy(&base, name)), "{name}");
+    }
+    // A 2000 MB superpod holds less: more calls fail on memory pressure in both superpod policies.
+    let r = run(&["--superpod-memory-mb", "2000"]);
+    for name in [concurrency, memory] {
+        let pressure = |p: &serde_json::Value| p["rejected"]["memory_pressure"].as_u64().unwrap();
+        assert!(pressure(&policy(&r, name)) > pressure(&policy(&base, name)), "{name}");
+    }
+    assert_eq!(policy(&r, containers), policy(&base, containers));
+    // One core per superpod: its calls run slower.
+    let r = run(&["--superpod-cpu", "1"]);
+    for name in [concurrency, memory] {
+        assert!(p50(&policy(&r, name)) > p50(&policy(&base, name)), "{name}");
+    }
+    // Admitting 2000 declared MB per superpod: the memory policy's queue overflows.
+    let r = run(&["--superpod-capacity-mb", "2000"]);
+    let full = |p: &serde_json::Value| p["rejected"]["queue_full"].as_u64().unwrap();
+    assert!(full(&policy(&r, memory)) > 10 * full(&policy(&base, memory)).max(1));
+    assert_eq!(policy(&r, concurrency), policy(&base, concurrency));
+    // Aiming for 500 declared MB per superpod: many more superpods.
+    let r = run(&["--superpod-target-mb", "500"]);
+    assert!(number(&policy(&r, memory), "peak_pods") > 4.0 * number(&policy(&base, memory), "peak_pods"));
+    assert_eq!(policy(&r, concurrency), policy(&base, concurrency));
+}
+
+/// The synthetic workload's flags: declaring 3-4x the real use reserves more memory; calls
+/// that want most of a core run slower on shared superpods.
+#[test]
+fn the_workload_flags_change_what_they_must() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = small_run(dir.path(), &[]);
+    let memory = "superpod-memory";
+    let r = small_run(dir.path(), &["--overdeclare", "3..4"]);
+    assert!(number(&policy(&r, memory), "peak_pods") > number(&policy(&base, memory), "peak_pods"));
+    assert_eq!(r["calls"], base["calls"]);
+    let r = small_run(dir.path(), &["--cpu-share", "0.9..1"]);
+    let p50 = |p: &serde_json::Value| p["latency_ms"]["p50"].as_f64().unwrap();
+    assert!(p50(&policy(&r, memory)) > p50(&policy(&base, memory)));
+    for bad in ["--overdeclare", "--cpu-share"] {
+        let output = simulate(dir.path(), &[bad, "2..1"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(bad) && stderr.contains("need 0 < MIN <= MAX"),
+            "{stderr}"
+        );
+    }
+}
+
+/// `--profiles`: a missing file means the documented defaults (the same result as the default
+/// path, which does not exist in a fresh directory); a file's instantiation cost adds to every
+/// call; a malformed file is refused, naming it.
+#[test]
+fn profiles_come_from_the_file_or_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = small_run(dir.path(), &["--policies", "3"]);
+    let missing = dir.path().join("missing.json");
+    assert_eq!(small_run(dir.path(), &["--policies", "3", "--profiles", missing.to_str().unwrap()]), base);
+    let slow = dir.path().join("slow.json");
+    std::fs::write(&slow, r#"{"instantiate_ms": 500.0}"#).unwrap();
+    let r = small_run(dir.path(), &["--policies", "3", "--profiles", slow.to_str().unwrap()]);
+    let fastest = |json: &serde_json::Value| json["policies"][0]["latency_cdf"][0][0].as_f64().unwrap();
+    assert!(fastest(&r) >= 500.0 && fastest(&base) < 500.0, "{} {}", fastest(&r), fastest(&base));
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "nonsense").unwrap();
+    let output =
+        simulate(dir.path(), &["--functions", "20", "--minutes", "1", "--profiles", bad.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains(&format!("{}:1", bad.display())), "{stderr}");
+}
+
+/// The trace flags: `--start-minute` starts later in the day (minutes 1 and 2 of the trace's
+/// first three), `--day` reads that day's files, and `--apps` keeps the apps its CSV lists (a
+/// list that keeps none is refused, not simulated).
+#[test]
+fn the_trace_flags_choose_what_is_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    write_trace(dir.path(), "http");
+    let trace = dir.path().to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--trace", trace, "--policies", "1", "--json"];
+        args.extend_from_slice(extra);
+        simulate(dir.path(), &args)
+    };
+    let output = run(&["--start-minute", "1", "--minutes", "2"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["calls"], 2 * 35);
+
+    let output = run(&["--day", "2", "--minutes", "3"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("invocations_per_function_md.anon.d02.csv"),
+        "{stderr}"
+    );
+
+    std::fs::write(dir.path().join("apps.csv"), "HashApp\na1\n").unwrap();
+    std::fs::write(dir.path().join("none.csv"), "HashApp\nzz\n").unwrap();
+    let apps = dir.path().join("apps.csv");
+    let output = run(&["--apps", apps.to_str().unwrap(), "--minutes", "3"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!((json["functions"].as_u64(), json["calls"].as_u64()), (Some(2), Some(3 * 35)));
+    let none = dir.path().join("none.csv");
+    let output = run(&["--apps", none.to_str().unwrap(), "--minutes", "3"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success()
+            && stderr.contains("no function to simulate (--apps keeps none")
+            && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
