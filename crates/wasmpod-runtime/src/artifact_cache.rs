@@ -11,7 +11,10 @@
 //! (temp file, fsync, rename) and its checksum is verified on the same open file that is then
 //! mapped (the files' side is [`crate::cache_entry`], free of wasmtime so it can be fuzzed). A
 //! missing checksum, a mismatch, an unreadable file or an image wasmtime refuses is logged,
-//! deleted and rebuilt; temp files a crash left behind are deleted when the cache is opened. The directory must be writable only by wasmpod's user: the cache
+//! deleted and rebuilt. A writer killed mid-write (`kill -9`, an OOM kill) leaves only a temp file
+//! ([`crate::CACHE_TEMP_PREFIX`]), never a key and so never loaded; the writer holds a lock on
+//! it until the rename, so [`ArtifactCache::open`] deletes at once every temp file no live writer
+//! holds. The directory must be writable only by wasmpod's user: the cache
 //! defends against crashes, torn writes and foreign files, not against someone who can rewrite a
 //! file in place under a running server.
 
@@ -196,11 +199,12 @@ pub enum CacheOutcome {
 }
 
 impl ArtifactCache {
-    /// Opens (creating if needed) the cache directory.
+    /// Opens (creating if needed) the cache directory, and deletes the temp files of writes that
+    /// died (see [`crate::CACHE_TEMP_PREFIX`]).
     pub fn open(dir: impl Into<PathBuf>) -> Result<ArtifactCache, Error> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|source| Error::ArtifactCache { path: dir.clone(), source })?;
-        remove_stale_temp_files(&dir);
+        remove_abandoned_temp_files(&dir);
         Ok(ArtifactCache { dir, engine_hash: Arc::default() })
     }
 
@@ -272,19 +276,26 @@ impl ArtifactCache {
 }
 
 /// A temp file this old was left by a writer that crashed (a write takes milliseconds to
-/// seconds); younger ones may belong to another process filling the same cache right now.
+/// seconds), even if something still holds its lock (a writer hung on a dead network volume).
 const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Deletes the temp files crashed writers left in `dir` (never loaded, but they hold disk).
-fn remove_stale_temp_files(dir: &Path) {
+/// Deletes the temp files crashed writers left in `dir` (never loaded, but they hold disk): each
+/// writer locks its temp file until it is renamed into place and the kernel drops the lock when
+/// the writer dies, so a temp file whose lock can be taken, or one older than
+/// [`STALE_TEMP_AGE`], was abandoned. A file another process is writing right now (a pod sharing
+/// the directory) is locked and young, and left alone.
+fn remove_abandoned_temp_files(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
-        let stale = entry.file_name().to_str().is_some_and(|n| n.starts_with(cache_entry::TEMP_PREFIX))
-            && entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age >= STALE_TEMP_AGE));
-        if stale {
+        if !entry.file_name().to_str().is_some_and(|n| n.starts_with(cache_entry::TEMP_PREFIX)) {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age >= STALE_TEMP_AGE));
+        let unlocked = File::open(entry.path()).is_ok_and(|file| file.try_lock().is_ok());
+        if stale || unlocked {
             match std::fs::remove_file(entry.path()) {
                 Ok(()) => {
                     tracing::info!(path = %entry.path().display(), "deleted a temp file a crashed write left in the artifact cache")
@@ -597,22 +608,33 @@ mod tests {
     }
 
     #[test]
-    fn temp_files_of_crashed_writes_are_deleted_once_stale() {
+    fn temp_files_of_crashed_writes_are_deleted_at_once_or_once_stale() {
         let dir = tempfile::tempdir().unwrap();
         let stale = dir.path().join(format!("{}crashed", cache_entry::TEMP_PREFIX));
-        let fresh = dir.path().join(format!("{}writing", cache_entry::TEMP_PREFIX));
+        let just_killed = dir.path().join(format!("{}killed", cache_entry::TEMP_PREFIX));
+        let writing = dir.path().join(format!("{}writing", cache_entry::TEMP_PREFIX));
         let other = dir.path().join("unrelated.old");
-        for path in [&stale, &fresh, &other] {
+        for path in [&stale, &just_killed, &writing, &other] {
             std::fs::write(path, b"half an image").unwrap();
         }
         let long_ago = std::time::SystemTime::now() - STALE_TEMP_AGE * 2;
         for path in [&stale, &other] {
             File::options().write(true).open(path).unwrap().set_modified(long_ago).unwrap();
         }
+        // A live writer (another process sharing the directory) holds the lock on its temp file.
+        let writer = File::open(&writing).unwrap();
+        writer.lock().unwrap();
+        // A stale file someone still holds (a writer hung for ten minutes) goes too.
+        let hung = File::open(&stale).unwrap();
+        hung.lock().unwrap();
         ArtifactCache::open(dir.path()).unwrap();
         assert!(!stale.exists(), "a stale temp file is deleted");
-        assert!(fresh.exists(), "a young one may be another process's write in progress");
+        assert!(!just_killed.exists(), "a young one no writer holds is deleted at once");
+        assert!(writing.exists(), "a young one a live writer holds is its write in progress");
         assert!(other.exists(), "only the cache's own temp files are touched");
+        drop(writer);
+        ArtifactCache::open(dir.path()).unwrap();
+        assert!(!writing.exists(), "once its writer is gone, it is deleted");
     }
 
     #[test]

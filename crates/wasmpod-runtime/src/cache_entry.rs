@@ -67,12 +67,15 @@ pub fn write_entry(dir: &Path, artifact: &Path, checksum: &Path, image: &[u8]) -
     Ok(written)
 }
 
-/// Prefix of the temp files an entry is written through: a file that still has it was never
-/// renamed into place (a crash mid-write), and nothing ever reads it.
+/// Prefix of the temp files an entry is written through (`.tmp-entry-<random>`): a file that
+/// still has it was never renamed into place (a crash mid-write), and nothing ever reads it. Its
+/// writer holds an exclusive lock on it until the rename, so a temp file whose lock can be taken
+/// belongs to a writer that died, and `ArtifactCache::open` deletes it.
 pub const TEMP_PREFIX: &str = ".tmp-entry-";
 
 fn write_atomically(dir: &Path, bytes: &[u8], path: &Path) -> io::Result<File> {
     let mut temp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir)?;
+    temp.as_file().lock()?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|e| e.error)

@@ -35,7 +35,7 @@ mod wagi;
 mod wasi_http;
 
 pub use artifact_cache::{Artifact, ArtifactCache, CacheOutcome};
-pub use cache_entry::BadEntry;
+pub use cache_entry::{BadEntry, TEMP_PREFIX as CACHE_TEMP_PREFIX};
 pub use cgroup_cpu::{
     CgroupCpu, CgroupError, CgroupUnsupported, Mechanism, CGROUP_CPU_PERIOD, MAX_CGROUP_WORKERS,
 };
