@@ -23,15 +23,16 @@ use crate::outbound::OutboundPolicy;
 use crate::store::{bounded_p1, new_store, Sandbox};
 use crate::{CgroupCpu, Error, FunctionSpec, RequestLimits, RunError};
 
-/// The most a guest may print to stdout for one response (a larger write traps: 500). A request's
-/// output also counts against its memory grant: it is held in memory until the guest ends, so a
-/// request granted less than this may print no more than its grant ([`output_limit`]).
+/// The default of the most a guest may print to stdout for one response (`--max-response-size`;
+/// a larger write traps: 500). A request's output also counts against its memory grant: it is held
+/// in memory until the guest ends, so a request granted less may print no more than its grant
+/// ([`output_limit`]).
 pub const MAX_STDOUT_BYTES: usize = 64 << 20;
 
-/// The most one request's guest may print: [`MAX_STDOUT_BYTES`], or its memory grant if smaller.
+/// The most one request's guest may print: its `max_output_bytes`, or its memory grant if smaller.
 fn output_limit(limits: &RequestLimits) -> usize {
     let grant = limits.memory_bytes.map_or(usize::MAX, |bytes| usize::try_from(bytes).unwrap_or(usize::MAX));
-    MAX_STDOUT_BYTES.min(grant)
+    limits.max_output_bytes.min(grant)
 }
 
 /// Store data of a core-module guest.

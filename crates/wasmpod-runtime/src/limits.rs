@@ -25,6 +25,9 @@ pub struct RequestLimits {
     pub pod_memory: Option<Arc<PodMemory>>,
     /// How long the guest's outbound HTTP calls may take (each also capped at `timeout`).
     pub outbound: OutboundLimits,
+    /// The most a WAGI module or raw program may print to stdout for this response
+    /// (`--max-response-size`; also capped by `memory_bytes`, since the output is held in memory).
+    pub max_output_bytes: usize,
 }
 
 /// The real memory of every running instance of the pod, against the pod's hard budget.
@@ -92,6 +95,7 @@ impl Default for RequestLimits {
             cpu_quota_millicores: None,
             pod_memory: None,
             outbound: OutboundLimits::default(),
+            max_output_bytes: crate::MAX_STDOUT_BYTES,
         }
     }
 }

@@ -81,6 +81,9 @@ pub struct AppConfig {
     /// `--outbound-connect-timeout` and `--outbound-response-timeout`: how long a guest's
     /// outbound HTTP call may take (never past the request's own timeout).
     pub outbound: OutboundLimits,
+    /// `--max-response-size`: the most a WAGI module or raw program may print for one response, in
+    /// bytes (a 500 beyond it; a request's memory grant caps it too).
+    pub max_response_bytes: usize,
 }
 
 impl Default for AppConfig {
@@ -98,6 +101,7 @@ impl Default for AppConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             outbound: OutboundLimits::default(),
+            max_response_bytes: wasmpod_runtime::MAX_STDOUT_BYTES,
         }
     }
 }
@@ -611,6 +615,7 @@ impl App {
             cpu_quota_millicores: cpu_quota_from_header(headers.get(CPU_QUOTA_HEADER).map(|v| v.as_bytes())),
             pod_memory: Some(self.pod_memory.clone()),
             outbound: self.config.outbound,
+            max_output_bytes: self.config.max_response_bytes,
         };
         Declared { units, grant_mb, limits }
     }

@@ -152,6 +152,12 @@ struct ClientLimitArgs {
     #[arg(long = "max-body-size", value_name = "MB", default_value_t = wasmpod_server::DEFAULT_MAX_BODY_BYTES >> 20, value_parser = clap::value_parser!(u64).range(1..), env = "WASMPOD_MAX_BODY_SIZE")]
     max_body_size: u64,
 
+    /// Largest response a WAGI module or raw program may print (MB): a write past it fails in the
+    /// guest (which then usually traps: 500). Its memory grant (Memory-Request) caps it too: the
+    /// output is held in memory until the guest ends.
+    #[arg(long = "max-response-size", value_name = "MB", default_value_t = (wasmpod_runtime::MAX_STDOUT_BYTES >> 20) as u64, value_parser = clap::value_parser!(u64).range(1..), env = "WASMPOD_MAX_RESPONSE_SIZE")]
+    max_response_size: u64,
+
     /// Longest time a WAGI request's whole body may take to arrive (seconds): 408 beyond it.
     #[arg(long, value_name = "SECONDS", default_value = seconds_text(wasmpod_server::DEFAULT_BODY_READ_TIMEOUT), value_parser = parse_seconds, env = "WASMPOD_BODY_READ_TIMEOUT")]
     body_read_timeout: Duration,
@@ -508,6 +514,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_body_bytes: args.clients.max_body_size.saturating_mul(1 << 20),
         body_read_timeout: args.clients.body_read_timeout,
         outbound: args.guest.outbound(),
+        max_response_bytes: usize::try_from(args.clients.max_response_size.saturating_mul(1 << 20))
+            .unwrap_or(usize::MAX),
     };
     let shutdown = shutdown_config(args.drain_seconds, args.shutdown_timeout)?;
     let connection_limits = args.clients.connection_limits(crate::fd_limit::raise());

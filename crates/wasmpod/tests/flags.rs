@@ -47,6 +47,7 @@ const TWINS: &[(&str, &str)] = &[
     ("--max-header-size", "WASMPOD_MAX_HEADER_SIZE"),
     ("--max-connections", "WASMPOD_MAX_CONNECTIONS"),
     ("--max-body-size", "WASMPOD_MAX_BODY_SIZE"),
+    ("--max-response-size", "WASMPOD_MAX_RESPONSE_SIZE"),
     ("--body-read-timeout", "WASMPOD_BODY_READ_TIMEOUT"),
     ("--strict", "WASMPOD_STRICT"),
     ("--compile-threads", "WASMPOD_COMPILE_THREADS"),

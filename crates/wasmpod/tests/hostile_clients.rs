@@ -202,6 +202,25 @@ async fn a_guest_prints_no_more_than_its_memory_grant() {
     assert!(r.body.iter().all(|b| *b == b'a'));
 }
 
+/// `--max-response-size` caps what a guest may print below its grant: 4 MB of output fails at a
+/// 1 MB cap even under a 64 MB grant (the guest's write fails; it traps on that), and passes at
+/// the default cap.
+#[tokio::test]
+async fn max_response_size_caps_a_guests_output_below_its_grant() {
+    let print = guests::wat("print_4mb.wat").display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &module("/print", &print, ""));
+    let config = config.to_str().unwrap();
+    let capped = Server::start_in(dir.path(), &["-c", config, "--max-response-size", "1"]);
+    let r = capped.send(Request::get("/print").header("Memory-Request", "64")).await;
+    assert_eq!((r.status, r.body.len()), (500, 0), "4 MB of output at a 1 MB cap");
+    capped.wait_for_log("function=/print tenant=default request_id=1 status=500");
+    assert_eq!(capped.get("/hello").await.status, 404, "the pod still answers");
+    let default = Server::start_in(dir.path(), &["-c", config]);
+    let r = default.send(Request::get("/print").header("Memory-Request", "64")).await;
+    assert_eq!((r.status, r.body.len()), (200, 4 << 20), "4 MB of output at the default 64 MB cap");
+}
+
 #[tokio::test]
 async fn a_header_block_over_the_limit_gets_431() {
     let (_dir, server) = start(&["--max-header-size", "8192"]);
