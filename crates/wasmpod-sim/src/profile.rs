@@ -110,14 +110,23 @@ impl Profiles {
         Profiles::parse(&text, path)
     }
 
-    /// Parses the JSON text of a profiles file (`path` is for error messages).
+    /// Parses the JSON text of a profiles file (`path` is for error messages): either the file
+    /// `bench/wasabi.sh` writes (functions keyed by name, figures nested), or this type's own
+    /// form (a list of [`FunctionProfile`]s and the pod-wide figures).
     pub fn parse(text: &str, path: &Path) -> Result<Profiles, SimError> {
-        let profiles: Profiles = serde_json::from_str(text).map_err(|e| SimError::Input {
+        let input = |e: serde_json::Error| SimError::Input {
             path: path.to_path_buf(),
             line: e.line() as u64,
             field: String::new(),
             reason: e.to_string(),
-        })?;
+        };
+        let value: serde_json::Value = serde_json::from_str(text).map_err(input)?;
+        let profiles: Profiles = if value.get("functions").is_some_and(serde_json::Value::is_object) {
+            let bench: BenchResults = serde_json::from_str(text).map_err(input)?;
+            Profiles { functions: bench.profiles(), ..Profiles::default() }
+        } else {
+            serde_json::from_str(text).map_err(input)?
+        };
         for (i, f) in profiles.functions.iter().enumerate() {
             let checks = [
                 ("p50_ms", f.p50_ms),
@@ -141,9 +150,66 @@ impl Profiles {
     }
 }
 
+/// `bench/results/wasabi-profiles.json` as `bench/wasabi.sh` writes it (its schema 1): only the
+/// figures the simulator uses.
+#[derive(Deserialize)]
+struct BenchResults {
+    functions: std::collections::BTreeMap<String, BenchFunction>,
+}
+
+#[derive(Deserialize)]
+struct BenchFunction {
+    run_ms: BenchStat,
+    instantiate_us: BenchStat,
+    peak_memory_bytes: f64,
+    memory_request_mb: f64,
+}
+
+#[derive(Deserialize)]
+struct BenchStat {
+    p50: f64,
+    p99: f64,
+}
+
+impl BenchResults {
+    fn profiles(self) -> Vec<FunctionProfile> {
+        self.functions
+            .into_iter()
+            .map(|(name, f)| FunctionProfile {
+                name,
+                p50_ms: f.run_ms.p50,
+                p99_ms: f.run_ms.p99,
+                peak_memory_mb: f.peak_memory_bytes / f64::from(1 << 20),
+                memory_request_mb: f.memory_request_mb,
+                instantiate_ms: f.instantiate_us.p50 / 1000.0,
+                cpu_share: 1.0,
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The file `bench/wasabi.sh` writes is read as it is: the committed run of record parses,
+    /// and each function's figures land where the simulator reads them.
+    #[test]
+    fn reads_the_wasabi_benchmarks_own_results() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/results/wasabi-profiles.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let p = Profiles::parse(&text, &path).unwrap();
+        let names: Vec<&str> = p.functions.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["genpdf", "imageblur", "json-compression", "rsa-keygen", "scrypt"]);
+        let text = r#"{"schema": 1, "functions": {"scrypt": {"run_ms": {"p50": 500.0, "p99": 520.0},
+            "instantiate_us": {"p50": 300.0, "p99": 900.0}, "peak_memory_bytes": 2097152,
+            "memory_request_mb": 2}}}"#;
+        let p = Profiles::parse(text, Path::new("w.json")).unwrap();
+        let scrypt = &p.functions[0];
+        assert_eq!((scrypt.p50_ms, scrypt.p99_ms, scrypt.peak_memory_mb), (500.0, 520.0, 2.0));
+        assert_eq!((scrypt.memory_request_mb, scrypt.instantiate_ms), (2.0, 0.3));
+        assert_eq!(p.instantiate_ms, DEFAULT_INSTANTIATE_MS);
+    }
 
     #[test]
     fn a_missing_file_gives_the_documented_defaults() {
