@@ -165,3 +165,66 @@ fn a_non_loopback_admin_address_without_a_token_stops_the_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("needs --admin-token-file"), "{stderr}");
 }
+
+/// Replacing and deleting through the admin API while clients keep calling: no request fails
+/// because of a reload. Every answer of the replaced function is one of its versions until the
+/// delete, then 404; its neighbour answers 200 throughout.
+#[tokio::test]
+async fn replace_and_delete_under_load_fail_no_request() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("functions")).unwrap();
+    std::fs::copy(guests::HELLO, dir.path().join("functions/hello.wasm")).unwrap();
+    let (server, admin) = start(dir.path(), &[]);
+    let r = send(admin, authorized(put("/functions/acme/greet", wat("v0")))).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    let addr = server.addr;
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = ["/acme/greet", "/hello", "/acme/greet", "/hello"]
+        .into_iter()
+        .map(|path| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let r = send(addr, Request::get(path)).await;
+                    answers.push((path, r.status, r.text()));
+                }
+                answers
+            })
+        })
+        .collect();
+
+    for version in 1..=5 {
+        let r = send(admin, authorized(put("/functions/acme/greet", wat(&format!("v{version}"))))).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(server.get("/acme/greet").await.text(), format!("v{version}"));
+    }
+    let r =
+        send(admin, authorized(Request { method: "DELETE", ..Request::get("/functions/acme/greet") })).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(server.get("/acme/greet").await.status, 404);
+    // The clients go on until the neighbour has answered once more after the delete.
+    assert_eq!(server.get("/hello").await.status, 200);
+    stop.store(true, Ordering::Relaxed);
+
+    let versions: Vec<String> = (0..=5).map(|v| format!("v{v}")).collect();
+    let (mut greet, mut hello, mut gone) = (0, 0, 0);
+    for client in clients {
+        for (path, status, text) in client.await.unwrap() {
+            if path == "/hello" {
+                assert_eq!((status, text.as_str()), (200, "hello world\n"), "the neighbour was disturbed");
+                hello += 1;
+            } else if status == 404 {
+                gone += 1;
+            } else {
+                assert!(status == 200 && versions.contains(&text), "{path} answered {status} {text:?}");
+                greet += 1;
+            }
+        }
+    }
+    assert!(greet > 0 && hello > 0, "the clients were served: {greet} greet, {hello} hello, {gone} gone");
+}
