@@ -186,6 +186,7 @@ fn generated(entries: &[Entry]) {
             max_memory_mb: e.max_memory.filter(|v| i64::try_from(*v).is_ok()),
             interface: None,
             env: Vec::new(),
+            tenant: None,
             origin: f.origin.clone(),
         };
         assert_eq!(*f, expected, "\n{text}");
