@@ -6,23 +6,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{metric, run_wasmpod, Server};
-
-/// A WAT module that answers `body` as text.
-fn wat(body: &str) -> String {
-    let text = format!("content-type: text/plain\\0a\\0a{body}");
-    let len = 26 + body.len();
-    format!(
-        r#"(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 16) "{text}")
-  (func (export "_start")
-    (i32.store (i32.const 0) (i32.const 16))
-    (i32.store (i32.const 4) (i32.const {len}))
-    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#
-    )
-}
+use support::{metric, run_wasmpod, wat, Server};
 
 /// Writes `text` to `dir/name` atomically, as an upload should: a hidden temporary file, then a
 /// rename over the name.
