@@ -13,6 +13,27 @@ use crate::{CgroupCpu, Error};
 /// how long one guest can hold a worker thread and how precisely timeouts and CPU quotas bite.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// The instance pool's idle slots that still hold memory: a slot a request used keeps up to
+/// [`EngineOptions::keep_resident_bytes`] of its linear memory resident (reset in place) so the
+/// next instance of the same module starts without page faults. [`EngineOptions::max_warm_slots`]
+/// bounds how many idle slots stay warm, and so this memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolIdle {
+    /// Idle linear-memory slots that were used before (warm).
+    pub warm_slots: u64,
+    /// Bytes those idle slots (memories and tables) keep resident, as wasmtime counts them.
+    pub resident_bytes: u64,
+}
+
+/// Idle instance pool slots kept warm by default ([`EngineOptions::max_warm_slots`]).
+///
+/// A function's own slots are reused first whatever the bound (a warm slot for the same module
+/// is always preferred), so the bound matters only for modules without one: a new version after a
+/// reload, or one of many rarely called functions. wasmtime's default, 100, let the replaced
+/// versions' slots pile up, up to 2 MiB resident each (about 200 MB); 16 holds at most ~32 MiB
+/// idle beyond the slots the peak load used (the soak, `bench/README.md`).
+pub const DEFAULT_MAX_WARM_SLOTS: u32 = 16;
+
 /// Engine settings a deployment may change. Everything else is fixed for speed.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -24,6 +45,12 @@ pub struct EngineOptions {
     /// returned to the kernel: no page faults next time and no TLB shootdowns, at the price of
     /// keeping those pages resident per warm slot.
     pub keep_resident_bytes: usize,
+    /// Idle pool slots kept warm (their pages resident, their module's image mapped) before a
+    /// request for a module with no warm slot of its own takes the least recently used one instead
+    /// of a fresh slot. Bounds the memory idle slots hold to about `keep_resident_bytes` times
+    /// this plus the peak of slots in use (wasmtime shards the pool by thread, each shard with its
+    /// share of the bound); see [`DEFAULT_MAX_WARM_SLOTS`].
+    pub max_warm_slots: u32,
     /// Reset only the pages a guest actually dirtied (Linux `PAGEMAP_SCAN`, kernel >= 6.7), so a
     /// large `keep_resident_bytes` costs only what each guest touches.
     pub pagemap_scan: bool,
@@ -42,6 +69,7 @@ impl Default for EngineOptions {
             max_instances: 1000,
             max_memory_bytes: 4 << 30,
             keep_resident_bytes: 2 << 20,
+            max_warm_slots: DEFAULT_MAX_WARM_SLOTS,
             pagemap_scan: true,
             cache_dir: None,
             cgroup_cpu: None,
@@ -64,6 +92,7 @@ pub fn build_engine(options: &EngineOptions) -> Result<Engine, Error> {
         // Keep hot pages resident between requests: a reset in place beats madvise + page faults.
         .table_keep_resident(options.keep_resident_bytes.min(64 << 10))
         .linear_memory_keep_resident(options.keep_resident_bytes)
+        .max_unused_warm_slots(options.max_warm_slots)
         .pagemap_scan(if options.pagemap_scan { Enabled::Auto } else { Enabled::No });
 
     let mut config = Config::new();

@@ -40,7 +40,7 @@ pub use cgroup_cpu::{
     CgroupCpu, CgroupError, CgroupUnsupported, Mechanism, CGROUP_CPU_PERIOD, MAX_CGROUP_WORKERS,
 };
 pub use command::MAX_STDOUT_BYTES;
-pub use engine::{build_engine, EngineOptions, EpochTicker, EPOCH_TICK};
+pub use engine::{build_engine, EngineOptions, EpochTicker, PoolIdle, DEFAULT_MAX_WARM_SLOTS, EPOCH_TICK};
 pub use error::{Error, RunError};
 pub use experimental_http::MAX_RESPONSE_BYTES;
 pub use function::{Function, Guest};

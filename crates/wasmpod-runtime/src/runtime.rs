@@ -55,6 +55,16 @@ impl Runtime {
         self.engine.pooling_allocator_metrics().map_or(0, |m| m.core_instances())
     }
 
+    /// The instance pool's idle slots that still hold memory, for the metrics: what the pod
+    /// keeps resident between requests on purpose (see [`EngineOptions::keep_resident_bytes`]
+    /// and [`EngineOptions::max_warm_slots`]).
+    pub fn pool_idle(&self) -> crate::PoolIdle {
+        self.engine.pooling_allocator_metrics().map_or(crate::PoolIdle::default(), |m| crate::PoolIdle {
+            warm_slots: u64::from(m.unused_warm_memories()),
+            resident_bytes: (m.unused_memory_bytes_resident() + m.unused_table_bytes_resident()) as u64,
+        })
+    }
+
     /// Loads every function, or none: a module that is missing, invalid, whose `_routes` fails or
     /// whose entrypoint is not exported stops the load with an error that names the route and
     /// the reason. (A served pod loads through [`crate::LiveRegistry`], which keeps serving

@@ -738,7 +738,9 @@ impl App {
             learned.iter().filter_map(|f| Some((&*f.name, f.learned_mb?))),
         );
         let tenants = self.breaker.as_ref().map(Breaker::tenant_snapshots).unwrap_or_default();
-        let body = self.metrics.render(snapshot, self.cpu.cores(), instances, outbound_denied, &tenants);
+        let pool = self.live.runtime().pool_idle();
+        let body =
+            self.metrics.render(snapshot, self.cpu.cores(), instances, pool, outbound_denied, &tenants);
         let mut response = Response::new(ResponseBody::full(body));
         response.headers_mut().insert(
             header::CONTENT_TYPE,

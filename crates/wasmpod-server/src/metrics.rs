@@ -18,6 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use wasmpod_admission::{Snapshot, TenantSnapshot};
+use wasmpod_runtime::PoolIdle;
 
 use crate::identity::ServiceIdentity;
 
@@ -310,6 +311,8 @@ pub struct Metrics {
     queued_requests: Gauge,
     cpu: Gauge<f64, AtomicU64>,
     instances: Gauge,
+    pool_warm_slots: Gauge,
+    pool_idle_resident: Gauge,
     admitted: Counter,
     rejected: Family<ReasonLabel, Counter>,
     timeouts: Family<StageLabel, Counter>,
@@ -397,6 +400,16 @@ impl Metrics {
         let queued_requests = gauge(&mut registry, "queued_requests", "Requests waiting for admission");
         let instances =
             gauge(&mut registry, "instances_in_use", "Wasm instances alive (instance pool slots in use)");
+        let pool_warm_slots = gauge(
+            &mut registry,
+            "pool_warm_slots",
+            "Idle instance pool slots kept warm for their module's next request (at most --pool-warm-slots, or the in-use peak)",
+        );
+        let pool_idle_resident = gauge(
+            &mut registry,
+            "pool_idle_resident_bytes",
+            "Memory the idle pool slots keep resident (reset in place) for their next request",
+        );
         let cpu = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "cpu_utilization_cores",
@@ -515,6 +528,8 @@ impl Metrics {
             queued_requests,
             cpu,
             instances,
+            pool_warm_slots,
+            pool_idle_resident,
             admitted,
             rejected,
             timeouts,
@@ -647,6 +662,7 @@ impl Metrics {
         admission: Option<Snapshot>,
         cpu_cores: f64,
         instances: u64,
+        pool: PoolIdle,
         outbound_denied: impl IntoIterator<Item = (&'f Arc<str>, u64)>,
         tenants: &[TenantSnapshot],
     ) -> String {
@@ -671,6 +687,8 @@ impl Metrics {
         }
         self.cpu.set(cpu_cores);
         self.instances.set(instances as i64);
+        self.pool_warm_slots.set(i64::try_from(pool.warm_slots).unwrap_or(i64::MAX));
+        self.pool_idle_resident.set(i64::try_from(pool.resident_bytes).unwrap_or(i64::MAX));
         let mut text = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
             tracing::error!("encoding metrics: {e}");
@@ -731,7 +749,8 @@ mod tests {
         let _running = admission.arrive(Duration::ZERO, request, || ());
         let _refused = admission.arrive(Duration::ZERO, request, || ());
         let tenants: Vec<_> = admission.tenant_snapshots().collect();
-        let text = metrics.render(Some(snapshot), 1.5, 2, [(&name, 3)], &tenants);
+        let pool = PoolIdle { warm_slots: 5, resident_bytes: 7 << 20 };
+        let text = metrics.render(Some(snapshot), 1.5, 2, pool, [(&name, 3)], &tenants);
         for line in [
             "wasmpod_inflight_memory_mb 300",
             "wasmpod_queued_memory_mb 100",
@@ -741,6 +760,8 @@ mod tests {
             "wasmpod_queued_requests 1",
             "wasmpod_cpu_utilization_cores 1.5",
             "wasmpod_instances_in_use 2",
+            "wasmpod_pool_warm_slots 5",
+            "wasmpod_pool_idle_resident_bytes 7340032",
             "wasmpod_admitted_total 1",
             "wasmpod_rejected_total{reason=\"queue_full\"} 1",
             "wasmpod_rejected_total{reason=\"queue_timeout\"} 1",
@@ -769,6 +790,8 @@ mod tests {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
         drop(open);
-        assert!(metrics.render(None, 0.0, 0, [], &[]).contains("wasmpod_connections_open 0"));
+        assert!(metrics
+            .render(None, 0.0, 0, PoolIdle::default(), [], &[])
+            .contains("wasmpod_connections_open 0"));
     }
 }

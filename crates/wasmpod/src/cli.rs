@@ -115,6 +115,12 @@ struct ServeArgs {
     #[arg(long = "max-instances", value_name = "N", env = "WASMPOD_MAX_INSTANCES")]
     max_instances: Option<u32>,
 
+    /// Idle instance pool slots kept warm for a module with none of its own (a new version after
+    /// a reload), each holding up to 2 MiB resident: bounds the memory idle slots keep (README,
+    /// "Admission, limits and metrics"). 0 keeps none beyond the slots the peak load used.
+    #[arg(long = "pool-warm-slots", value_name = "N", default_value_t = wasmpod_runtime::DEFAULT_MAX_WARM_SLOTS, env = "WASMPOD_POOL_WARM_SLOTS")]
+    pool_warm_slots: u32,
+
     /// Hold requests that carry `cpu_quota` to it with the kernel: each runs on a worker thread
     /// in a cgroup with that CFS quota (v2 `cpu.max`, v1 `cpu.cfs_quota_us`), where this process
     /// may create cgroups; elsewhere the runtime's own throttle is used, and the log says which.
@@ -522,6 +528,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let options = EngineOptions {
         cache_dir: args.cache.cache_dir.clone(),
         cgroup_cpu: cpu_quota_holder(args.cgroup_cpu),
+        max_warm_slots: args.pool_warm_slots,
         ..args.admission.engine_options(args.max_instances, &args.tuning)
     };
     let identity = config.identity.clone();

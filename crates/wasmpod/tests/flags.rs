@@ -43,6 +43,7 @@ const TWINS: &[(&str, &str)] = &[
     ("--memory-budget", "WASMPOD_MEMORY_BUDGET"),
     ("--memory-high-water-percent", "WASMPOD_MEMORY_HIGH_WATER_PERCENT"),
     ("--max-instances", "WASMPOD_MAX_INSTANCES"),
+    ("--pool-warm-slots", "WASMPOD_POOL_WARM_SLOTS"),
     ("--header-read-timeout", "WASMPOD_HEADER_READ_TIMEOUT"),
     ("--max-header-size", "WASMPOD_MAX_HEADER_SIZE"),
     ("--max-connections", "WASMPOD_MAX_CONNECTIONS"),

@@ -142,3 +142,47 @@ async fn a_broken_file_in_a_folder_does_not_stop_the_start_unless_strict() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("route \"/bad/...\""));
 }
+
+/// Serves a folder with one function, replaces it `reloads` times (each version answered once,
+/// so each runs in a pool slot), and returns `wasmpod_pool_warm_slots` and
+/// `wasmpod_pool_idle_resident_bytes` afterwards.
+///
+/// One tokio worker (`TOKIO_WORKER_THREADS=1`): wasmtime shards its pool by thread, each shard
+/// with its share of the warm-slot bound, so one thread instantiating makes the count exact.
+async fn warm_slots_after_reloads(reloads: usize, args: &[&str]) -> (f64, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    publish(dir.path(), "f.wat", &wat("v0"));
+    let mut all = vec![dir.path().to_str().unwrap()];
+    all.extend_from_slice(args);
+    let server = Server::start_with(dir.path(), &all, &[("TOKIO_WORKER_THREADS", "1")]);
+    assert_eq!(server.get("/f").await.text(), "v0");
+    for version in 1..=reloads {
+        publish(dir.path(), "f.wat", &wat(&format!("v{version}")));
+        wait_for_nth(&server, "function reloaded", version);
+        assert_eq!(server.get("/f").await.text(), format!("v{version}"));
+    }
+    let text = server.get("/metrics").await.text();
+    assert_eq!(metric(&text, "wasmpod_instances_in_use"), Some(0.0), "{text}");
+    let warm = metric(&text, "wasmpod_pool_warm_slots").unwrap_or_else(|| panic!("no warm slots:\n{text}"));
+    let resident = metric(&text, "wasmpod_pool_idle_resident_bytes")
+        .unwrap_or_else(|| panic!("no resident bytes:\n{text}"));
+    (warm, resident)
+}
+
+/// A new version of a function cannot use its old version's warm slots (they hold the old
+/// image), and those slots stay warm, pages resident, after the old version is dropped: without a
+/// bound every reload adds idle memory (the soak's climbing RSS, bench/README.md). With
+/// `--pool-warm-slots N` a version with no warm slot of its own takes the least recently used
+/// warm slot once N are warm, so the idle pool stays at N however many reloads happen.
+#[tokio::test]
+async fn reloads_keep_the_idle_pool_within_pool_warm_slots() {
+    const RELOADS: usize = 8;
+    let (bounded, resident) = warm_slots_after_reloads(RELOADS, &["--pool-warm-slots", "2"]).await;
+    assert!(bounded <= 2.0, "{bounded} warm slots after {RELOADS} reloads with --pool-warm-slots 2");
+    // The last version's slot keeps the page its request wrote resident for its next request.
+    assert!(resident >= 4096.0, "{resident} bytes resident in the idle pool");
+    // The same reloads under a bound above them: every version left a warm slot behind (wasmtime
+    // gives one shard at least 100 / 16 of a bound of 100).
+    let (unbounded, _) = warm_slots_after_reloads(RELOADS, &["--pool-warm-slots", "100"]).await;
+    assert!(unbounded >= 6.0, "{unbounded} warm slots after {RELOADS} reloads with --pool-warm-slots 100");
+}
