@@ -61,7 +61,8 @@ RSS_SLACK = 0.25  # a fraction of the first half's largest RSS (reported, not a 
 # p99 stability: the median of the last third's per-minute p99s over the first third's.
 P99_RATIO_LIMIT = 2.0
 METRICS = ["wasmpod_instances_in_use", "wasmpod_inflight_requests", "wasmpod_queued_requests",
-           "wasmpod_inflight_memory_mb", "wasmpod_guest_memory_bytes"]
+           "wasmpod_inflight_memory_mb", "wasmpod_guest_memory_bytes", "wasmpod_pool_warm_slots",
+           "wasmpod_pool_idle_resident_bytes"]
 
 
 def main():
@@ -159,7 +160,7 @@ def soak(args, server, base, folder, targets, work):
         if now >= next_sample:
             samples.append(sample(base, server.pid, now - load_started, "load"))
             next_sample += args.sample_interval
-        if now >= next_reload and now - load_started < args.duration - 5:
+        if args.reload_interval > 0 and now >= next_reload and now - load_started < args.duration - 5:
             version += 1
             reloads.append(reload(base, folder, version, now - load_started))
             next_reload += args.reload_interval
@@ -317,8 +318,50 @@ def sample(base, pid, t, phase):
         fds = None
     values = scrape(base)
     values.update(t=round(t, 1), phase=phase, rss_mb=round(status.get("VmRSS", 0) / 1024, 1),
-                  fds=fds, threads=status.get("Threads"))
+                  fds=fds, threads=status.get("Threads"), **read_memory(pid))
     return values
+
+
+def read_memory(pid):
+    """Where the resident memory is (MB), from /proc/PID/status and /proc/PID/smaps: anonymous,
+    file-backed (the binary) and shared (the modules' copy-on-write images); of the anonymous
+    memory, the instance pool's (every anonymous mapping inside the span of its reservations,
+    the inaccessible mappings of 1 GiB or more: linear memories, tables, stacks), the compiled
+    code's (anonymous executable mappings) and the rest, the heap (mimalloc's arenas, thread
+    stacks)."""
+    status = read_status(pid)
+    out = {"rss_anon_mb": status.get("RssAnon"), "rss_file_mb": status.get("RssFile"),
+           "rss_shmem_mb": status.get("RssShmem")}
+    out = {k: round(v / 1024, 1) for k, v in out.items() if v is not None}
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            text = f.read()
+    except OSError:
+        return out
+    vmas = []  # [start, end, perms, anonymous, rss_kb]
+    for line in text.splitlines():
+        head = re.match(r"([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ (\d+)\s*(.*)$", line)
+        if head:
+            vmas.append([int(head.group(1), 16), int(head.group(2), 16), head.group(3),
+                         head.group(4) == "0" and not head.group(5), 0])
+        elif vmas and line.startswith("Rss:"):
+            vmas[-1][4] = int(line.split()[1])
+    reserved = [v for v in vmas if v[3] and v[2].startswith("---") and v[1] - v[0] >= 1 << 30]
+    low = min((v[0] for v in reserved), default=0)
+    high = max((v[1] for v in reserved), default=0)
+    pool_kb = code_kb = heap_kb = 0
+    for v_start, v_end, perms, anonymous, rss in vmas:
+        if not anonymous:
+            continue
+        if low <= v_start and v_end <= high:
+            pool_kb += rss
+        elif perms[2] == "x":
+            code_kb += rss
+        else:
+            heap_kb += rss
+    out.update(pool_mb=round(pool_kb / 1024, 1), code_mb=round(code_kb / 1024, 1),
+               heap_mb=round(heap_kb / 1024, 1))
+    return out
 
 
 def read_status(pid):
@@ -438,7 +481,8 @@ def judge(report):
     # RSS swings with the memory-heavy requests in flight at the instant of the sample, so its
     # level is the median: a leak raises it, a large request caught in one sample does not.
     flat["rss_mb"] = rss is not None and rss["second_half_median"] <= rss["first_half_median"] * (1 + RSS_SLACK)
-    for key in ("wasmpod_instances_in_use", "wasmpod_inflight_requests", "wasmpod_guest_memory_bytes"):
+    for key in ("wasmpod_instances_in_use", "wasmpod_inflight_requests", "wasmpod_guest_memory_bytes",
+                "wasmpod_pool_warm_slots", "pool_mb", "heap_mb", "rss_file_mb", "code_mb"):
         report[key] = figures(samples, key)
     report["flat"] = flat
     # A 503 that admission logged as a refusal (a queue full, a queue timeout) is the pod shedding
@@ -468,7 +512,7 @@ def judge(report):
     bad_reloads = [r for r in report["reloads"] if not r["served"]]
     if bad_reloads:
         failures.append(f"reloads never served: {bad_reloads}")
-    if not report["reloads"]:
+    if not report["reloads"] and report["reload_interval_s"] > 0:
         failures.append("no reload happened (run longer than the reload interval)")
     minutes = [m for m in report["per_minute_p99_ms"] if "all" in m]
     # The last minute is partial (arrivals stop mid-minute), so it is left out of the ratio.
@@ -508,7 +552,9 @@ def markdown(report):
         f"shared with other work. `wasmpod serve FOLDER` under {report['rate']:g} req/s of open-loop "
         f"Poisson arrivals (`loadgen`, seed 11) for {report['duration_s']:g} s "
         f"({report['load_seconds']:.0f} s with the last answers); the process sampled every "
-        f"{report['sample_interval_s']:g} s; a function replaced every {report['reload_interval_s']:g} s. "
+        f"{report['sample_interval_s']:g} s; "
+        + (f"a function replaced every {report['reload_interval_s']:g} s. " if report["reload_interval_s"] > 0
+           else "no function replaced (`--no-reload`). ") +
         f"Admission: {s['capacity_mb']} MB capacity, {s['queue_depth_mb']} MB queue depth, "
         f"{s['tenant_max_inflight_mb']} MB in flight and {s['tenant_max_queued_mb']} MB queued per tenant.",
         "",
@@ -523,13 +569,19 @@ def markdown(report):
         "| figure | idle | start | end | max | growth, second half over first | after the load | flat |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for key, label, digits in (("rss_mb", "RSS (MB)", 1), ("fds", "open fds", 0), ("threads", "threads", 0),
+    for key, label, digits in (("rss_mb", "RSS (MB)", 1),
+                               ("pool_mb", "of which the instance pool's (MB)", 1),
+                               ("heap_mb", "of which the heap's (MB)", 1),
+                               ("rss_file_mb", "of which file-backed (MB)", 1),
+                               ("code_mb", "of which compiled code (MB)", 1),
+                               ("fds", "open fds", 0), ("threads", "threads", 0),
                                ("wasmpod_instances_in_use", "instance pool slots in use", 0),
+                               ("wasmpod_pool_warm_slots", "idle pool slots kept warm", 0),
                                ("wasmpod_inflight_requests", "requests in flight", 0)):
         f = report.get(key)
         if not f:
             continue
-        growth = (f["second_half_median"] - f["first_half_median"] if key == "rss_mb"
+        growth = (f["second_half_median"] - f["first_half_median"] if key.endswith("_mb")
                   else f["second_half_max"] - f["first_half_max"])
         flat = report["flat"].get(key)
         lines.append(f"| {label} | {fmt(f['idle'], digits)} | {fmt(f['start'], digits)} | {fmt(f['end'], digits)} | "
@@ -630,10 +682,12 @@ def svg(report):
     samples = [s for s in report["samples"] if s["phase"] != "idle"]
     width, panel_h, pad_l, pad_r, gap = 900, 150, 60, 120, 45
     panels = [
-        ("RSS (MB)", [("rss_mb", "#1f77b4", 1)]),
+        ("RSS (MB): all, the instance pool's, the heap's", [("rss_mb", "#1f77b4", 1), ("pool_mb", "#9467bd", 1),
+                                                            ("heap_mb", "#8c564b", 1)]),
         ("open fds, threads", [("fds", "#2ca02c", 1), ("threads", "#d62728", 1)]),
-        ("pool slots in use, requests in flight", [("wasmpod_instances_in_use", "#9467bd", 1),
-                                                    ("wasmpod_inflight_requests", "#ff7f0e", 1)]),
+        ("pool slots in use and warm, requests in flight", [("wasmpod_instances_in_use", "#9467bd", 1),
+                                                             ("wasmpod_pool_warm_slots", "#17becf", 1),
+                                                             ("wasmpod_inflight_requests", "#ff7f0e", 1)]),
         ("per-minute p99 (ms), 2xx", None),
     ]
     height = 40 + len(panels) * (panel_h + gap)
