@@ -6,6 +6,9 @@
 //! runtime's source file, without wasmtime (see `crates/wasmpod-runtime/src/cache_entry.rs`).
 #![no_main]
 
+#[path = "../../crates/wasmpod-runtime/src/atomic_file.rs"]
+#[allow(dead_code)]
+mod atomic_file;
 #[path = "../../crates/wasmpod-runtime/src/cache_entry.rs"]
 #[allow(dead_code)]
 mod cache_entry;

@@ -29,6 +29,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
+use crate::atomic_file;
 use crate::cache_entry::{self, BadEntry};
 use crate::Error;
 
@@ -275,34 +276,15 @@ impl ArtifactCache {
     }
 }
 
-/// A temp file this old was left by a writer that crashed (a write takes milliseconds to
-/// seconds), even if something still holds its lock (a writer hung on a dead network volume).
-const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Deletes the temp files crashed writers left in `dir` (never loaded, but they hold disk): each
-/// writer locks its temp file until it is renamed into place and the kernel drops the lock when
-/// the writer dies, so a temp file whose lock can be taken, or one older than
-/// [`STALE_TEMP_AGE`], was abandoned. A file another process is writing right now (a pod sharing
-/// the directory) is locked and young, and left alone.
+/// Deletes the temp files crashed writers left in `dir`: never loaded, but they hold disk.
 fn remove_abandoned_temp_files(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        if !entry.file_name().to_str().is_some_and(|n| n.starts_with(cache_entry::TEMP_PREFIX)) {
-            continue;
-        }
-        let stale = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age >= STALE_TEMP_AGE));
-        let unlocked = File::open(entry.path()).is_ok_and(|file| file.try_lock().is_ok());
-        if stale || unlocked {
-            match std::fs::remove_file(entry.path()) {
-                Ok(()) => {
-                    tracing::info!(path = %entry.path().display(), "deleted a temp file a crashed write left in the artifact cache")
-                }
-                Err(e) => {
-                    tracing::warn!(path = %entry.path().display(), "cannot delete a stale artifact cache temp file: {e}")
-                }
+    for (path, result) in atomic_file::remove_abandoned(dir, cache_entry::TEMP_PREFIX) {
+        match result {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "deleted a temp file a crashed write left in the artifact cache")
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "cannot delete a stale artifact cache temp file: {e}")
             }
         }
     }
@@ -617,7 +599,7 @@ mod tests {
         for path in [&stale, &just_killed, &writing, &other] {
             std::fs::write(path, b"half an image").unwrap();
         }
-        let long_ago = std::time::SystemTime::now() - STALE_TEMP_AGE * 2;
+        let long_ago = std::time::SystemTime::now() - atomic_file::STALE_TEMP_AGE * 2;
         for path in [&stale, &other] {
             File::options().write(true).open(path).unwrap().set_modified(long_ago).unwrap();
         }

@@ -7,17 +7,19 @@
 //! checksum, or a complete entry, and only the last one verifies. Reading hashes the image
 //! through the same open file that is then handed back, so what is mapped is what was hashed.
 //!
-//! This file knows nothing of wasmtime (and uses nothing else from its crate): the fuzz target
-//! `artifact_entry` (`fuzz/`) compiles it on its own, so corrupt entries are fuzzed without
-//! building wasmtime under a sanitizer. [`crate::ArtifactCache`] adds the wasmtime side: the keys,
+//! This file knows nothing of wasmtime (and uses nothing else from its crate but the sibling
+//! `atomic_file`): the fuzz target `artifact_entry` (`fuzz/`) compiles the two on their own, so
+//! corrupt entries are fuzzed without building wasmtime under a sanitizer. [`crate::ArtifactCache`] adds the wasmtime side: the keys,
 //! compiling, and mapping a verified image.
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
+
+use super::atomic_file::write_atomically;
 
 /// Why a cache entry was not trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,9 +63,9 @@ pub fn open_verified(artifact: &Path, checksum: &Path) -> Result<Option<File>, B
 /// The directory is not fsynced after the renames: a rename lost in a crash only costs a
 /// recompile, and it saves an fsync per entry when an empty cache is filled.
 pub fn write_entry(dir: &Path, artifact: &Path, checksum: &Path, image: &[u8]) -> io::Result<File> {
-    let written = write_atomically(dir, image, artifact)?;
+    let written = write_atomically(dir, TEMP_PREFIX, image, artifact)?;
     let sum = format!("{}\n", hex::encode(Sha256::digest(image)));
-    write_atomically(dir, sum.as_bytes(), checksum)?;
+    write_atomically(dir, TEMP_PREFIX, sum.as_bytes(), checksum)?;
     Ok(written)
 }
 
@@ -72,14 +74,6 @@ pub fn write_entry(dir: &Path, artifact: &Path, checksum: &Path, image: &[u8]) -
 /// writer holds an exclusive lock on it until the rename, so a temp file whose lock can be taken
 /// belongs to a writer that died, and `ArtifactCache::open` deletes it.
 pub const TEMP_PREFIX: &str = ".tmp-entry-";
-
-fn write_atomically(dir: &Path, bytes: &[u8], path: &Path) -> io::Result<File> {
-    let mut temp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir)?;
-    temp.as_file().lock()?;
-    temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)
-}
 
 impl fmt::Display for BadEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

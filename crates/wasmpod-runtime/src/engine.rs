@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::{CgroupCpu, Error};
+use crate::{CgroupCpu, Error, ModuleLimits};
 
 /// How often the epoch advances. A guest yields to the scheduler at every tick, so this bounds
 /// how long one guest can hold a worker thread and how precisely timeouts and CPU quotas bite.
@@ -61,6 +61,9 @@ pub struct EngineOptions {
     /// kernel (`--cgroup-cpu`, see [`CgroupCpu`]). `None` (the default): quotas are held by the
     /// runtime's own epoch-based throttle.
     pub cgroup_cpu: Option<Arc<CgroupCpu>>,
+    /// What a module may cost to load (`--max-module-size`, `--max-module-functions`): checked
+    /// before compiling, for every source (folder, config, admin upload).
+    pub module_limits: ModuleLimits,
 }
 
 impl Default for EngineOptions {
@@ -73,6 +76,7 @@ impl Default for EngineOptions {
             pagemap_scan: true,
             cache_dir: None,
             cgroup_cpu: None,
+            module_limits: ModuleLimits::default(),
         }
     }
 }

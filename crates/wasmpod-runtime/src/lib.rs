@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 mod artifact_cache;
+pub mod atomic_file;
 mod cache_entry;
 mod cgroup_cpu;
 mod command;
@@ -26,6 +27,7 @@ mod function;
 mod guest_log;
 mod limits;
 mod live;
+mod module_limits;
 mod outbound;
 mod raw;
 mod registry;
@@ -47,6 +49,7 @@ pub use function::{Function, Guest};
 pub use guest_log::{log_file_path, GuestLog};
 pub use limits::{cpu_metered, PodMemory, RequestLimits, DEFAULT_TIMEOUT};
 pub use live::{LiveRegistry, LoadEvent, LoadOutcome, LoadReport, DEFAULT_COMPILE_THREADS};
+pub use module_limits::{ModuleLimits, DEFAULT_MAX_MODULE_BYTES, DEFAULT_MAX_MODULE_FUNCTIONS};
 pub use outbound::{OutboundLimits, DEFAULT_OUTBOUND_CONNECT_TIMEOUT, DEFAULT_OUTBOUND_RESPONSE_TIMEOUT};
 pub use raw::{RawOutcome, RawProgram};
 pub use registry::Registry;

@@ -17,7 +17,7 @@ use crate::store::Sandbox;
 use crate::wasi_http::{self, HttpState};
 use crate::{
     build_engine, ArtifactCache, CacheOutcome, CgroupCpu, EngineOptions, EpochTicker, Error, Function,
-    FunctionSpec, Guest, GuestLog, HttpComponent, Interface, RawProgram, Registry, WagiModule,
+    FunctionSpec, Guest, GuestLog, HttpComponent, Interface, ModuleLimits, RawProgram, Registry, WagiModule,
 };
 
 /// The process's Wasm machinery: one engine, one linker per kind of guest, one epoch clock, and
@@ -29,6 +29,7 @@ pub struct Runtime {
     component_linker: wasmtime::component::Linker<HttpState>,
     cache: Option<ArtifactCache>,
     cgroup_cpu: Option<Arc<CgroupCpu>>,
+    module_limits: ModuleLimits,
     _ticker: EpochTicker,
 }
 
@@ -42,7 +43,16 @@ impl Runtime {
         let component_linker = wasi_http::linker(&engine)?;
         let ticker = EpochTicker::start(&engine);
         let cgroup_cpu = options.cgroup_cpu.clone();
-        Ok(Runtime { engine, command_linker, component_linker, cache, cgroup_cpu, _ticker: ticker })
+        let module_limits = options.module_limits;
+        Ok(Runtime {
+            engine,
+            command_linker,
+            component_linker,
+            cache,
+            cgroup_cpu,
+            module_limits,
+            _ticker: ticker,
+        })
     }
 
     /// The engine every function is compiled for.
@@ -117,9 +127,12 @@ impl Runtime {
         }
         let engine = self.engine.clone();
         let cache = self.cache.clone();
+        let limits = self.module_limits;
         let paths: Vec<PathBuf> = jobs.iter().map(|(path, _)| path.clone()).collect();
-        match tokio::task::spawn_blocking(move || compile_in_parallel(&engine, cache.as_ref(), jobs, threads))
-            .await
+        match tokio::task::spawn_blocking(move || {
+            compile_in_parallel(&engine, cache.as_ref(), limits, jobs, threads)
+        })
+        .await
         {
             Ok(compiled) => compiled.into_iter().collect(),
             Err(e) => paths
@@ -357,6 +370,7 @@ impl FileStamp {
 fn compile_in_parallel(
     engine: &Engine,
     cache: Option<&ArtifactCache>,
+    limits: ModuleLimits,
     jobs: Vec<(PathBuf, String)>,
     threads: usize,
 ) -> Vec<(PathBuf, Result<CompiledFile, Error>)> {
@@ -371,7 +385,7 @@ fn compile_in_parallel(
             scope.spawn(|| loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some((path, route)) = jobs.get(index) else { break };
-                let result = compile_one(engine, cache, path, route).map(|(file, outcome)| {
+                let result = compile_one(engine, cache, limits, path, route).map(|(file, outcome)| {
                     if outcome == CacheOutcome::Hit {
                         from_cache.fetch_add(1, Ordering::Relaxed);
                     }
@@ -401,13 +415,16 @@ fn compile_in_parallel(
 fn compile_one(
     engine: &Engine,
     cache: Option<&ArtifactCache>,
+    limits: ModuleLimits,
     path: &Path,
     route: &str,
 ) -> Result<(CompiledFile, CacheOutcome), Error> {
     let module_error =
         |reason: String| Error::Module { route: route.to_owned(), module: path.to_owned(), reason };
+    limits.check_file(path).map_err(module_error)?;
     let stamp = FileStamp::of(path);
     let bytes = std::fs::read(path).map_err(|e| module_error(format!("cannot read: {e}")))?;
+    limits.check_bytes(&bytes).map_err(module_error)?;
     let start = Instant::now();
     let kind = if artifact_cache::is_component(&bytes) { "component" } else { "module" };
     let (compiled, outcome) = artifact_cache::compile(engine, cache, &bytes, path).map_err(|e| match e {

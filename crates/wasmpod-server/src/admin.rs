@@ -1,14 +1,14 @@
 //! The admin API: a listener of its own (off unless `--admin-listen`), behind a bearer token, to
 //! add, replace, remove and list the functions of a served folder while the pod serves.
 //!
-//! An upload lands in the served folder atomically (a hidden temporary file, fsync, rename, fsync
-//! of the folder), so a restart serves the same set; then the app reloads at once and the answer
+//! An upload lands in the served folder atomically (a hidden, locked temporary file, fsync,
+//! rename, fsync of the folder), so a restart serves the same set and a pod killed mid-upload
+//! leaves only a temp file that nothing loads and the next start deletes; then the app reloads at once and the answer
 //! says whether the new version compiled, and why not. The folder stays the truth: the watcher
 //! would pick the same change up on its own, and a file copied in by hand is served the same way.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,13 +24,11 @@ use hyper_util::server::conn::auto;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use wasmpod_config::{check_name, FunctionSource};
-use wasmpod_runtime::{LoadOutcome, LoadReport};
+use wasmpod_runtime::{atomic_file, LoadOutcome, LoadReport};
 
+use crate::linger::{Lingering, LINGER_TIME};
 use crate::tenants::tenant_name;
 use crate::{App, ResponseBody};
-
-/// The largest module an upload may carry (`--max-module-size`), by default: 413 beyond it.
-pub const DEFAULT_MAX_MODULE_BYTES: u64 = 64 << 20;
 
 /// How the admin API is reached.
 #[derive(Debug, Clone)]
@@ -66,6 +64,9 @@ impl AdminConfig {
 
 /// Serves the admin API on `listener` (HTTP/1.1) for as long as the process runs.
 pub async fn serve_admin(listener: TcpListener, app: Arc<App>, config: AdminConfig) {
+    if let Some(folder) = folder(&app) {
+        remove_abandoned_uploads(folder);
+    }
     let config = Arc::new(config);
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
@@ -82,7 +83,8 @@ pub async fn serve_admin(listener: TcpListener, app: Arc<App>, config: AdminConf
             let (app, config) = (app.clone(), config.clone());
             async move { Ok::<_, Infallible>(handle(&app, &config, request, remote).await) }
         });
-        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let connection =
+            builder.serve_connection(TokioIo::new(Lingering::new(stream, LINGER_TIME)), service).into_owned();
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(%remote, "admin connection ended: {e}");
@@ -382,25 +384,38 @@ fn event_of<'r>(report: &'r LoadReport, route: &str) -> Option<&'r LoadOutcome> 
     report.events.iter().rev().find(|e| e.route == route).map(|e| &e.outcome)
 }
 
-/// Writes `bytes` to `file` so that no reader ever sees a part of them: a hidden temporary file
-/// beside it (the watcher ignores hidden names), fsync, rename over the name, fsync the folder.
+/// Prefix of an upload's temp file (hidden, so neither the loader nor the watcher looks at it).
+/// A file that still has it was never renamed into place: its upload was killed, and the next
+/// start of the admin API deletes it ([`remove_abandoned_uploads`]).
+pub const UPLOAD_TEMP_PREFIX: &str = ".upload-";
+
+/// Writes `bytes` to `file` so that no reader ever sees a part of them, even if the pod is killed
+/// mid-write: a locked temp file beside it, fsync, rename over the name, fsync the folder.
 fn write_atomically(file: &Path, bytes: &Bytes) -> std::io::Result<()> {
     let folder = file.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(folder)?;
-    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temp = folder.join(format!(".{name}.{}.upload", std::process::id()));
-    let result = (|| {
-        let mut out = std::fs::File::create(&temp)?;
-        out.write_all(bytes)?;
-        out.sync_all()?;
-        std::fs::rename(&temp, file)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result?;
+    atomic_file::write_atomically(folder, UPLOAD_TEMP_PREFIX, bytes, file)?;
     sync_dir(folder);
     Ok(())
+}
+
+/// Deletes the temp files of uploads a killed pod left in the served folder and its tenant
+/// folders (an upload in progress in another pod sharing the folder holds a lock and stays).
+fn remove_abandoned_uploads(folder: &Path) {
+    let tenants =
+        std::fs::read_dir(folder).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.is_dir());
+    for dir in std::iter::once(folder.to_owned()).chain(tenants) {
+        for (path, result) in atomic_file::remove_abandoned(&dir, UPLOAD_TEMP_PREFIX) {
+            match result {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "admin: deleted the temp file of an upload that was killed")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "admin: cannot delete an abandoned upload's temp file: {e}")
+                }
+            }
+        }
+    }
 }
 
 /// Makes a rename in `folder` durable (best effort: some file systems cannot sync a folder).

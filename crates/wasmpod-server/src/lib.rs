@@ -12,6 +12,7 @@ mod admin;
 mod app;
 mod body;
 mod identity;
+mod linger;
 mod metrics;
 mod running;
 mod serve;
@@ -19,7 +20,7 @@ mod tenants;
 mod wasmbox;
 mod watch;
 
-pub use admin::{serve_admin, AdminConfig, AdminError, DEFAULT_MAX_MODULE_BYTES};
+pub use admin::{serve_admin, AdminConfig, AdminError, UPLOAD_TEMP_PREFIX};
 pub use app::{
     App, AppConfig, CPU_QUOTA_HEADER, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MEMORY_REQUEST_MB, MEMORY_REQUEST_HEADER,

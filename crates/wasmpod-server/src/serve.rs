@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::linger::{Lingering, LINGER_TIME};
 use crate::App;
 
 /// From the stop signal to exit, at most (`--shutdown-timeout`), by default.
@@ -216,7 +217,10 @@ impl Front {
                     async move { Ok::<_, Infallible>(app.handle(request, remote.ip()).await) }
                 }
             });
-            let connection = self.builder.serve_connection(TokioIo::new(stream), service).into_owned();
+            let connection = self
+                .builder
+                .serve_connection(TokioIo::new(Lingering::new(stream, LINGER_TIME)), service)
+                .into_owned();
             let connection = self.graceful.watch(connection);
             let app = self.app.clone();
             let first_request_by = self.limits.header_read_timeout;

@@ -16,8 +16,8 @@ use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 use wasmpod_config::{FunctionSource, FunctionSpec, Interface, LoadedConfig};
 use wasmpod_runtime::{
-    build_engine, ArtifactCache, CgroupCpu, EngineOptions, LiveRegistry, OutboundLimits, Runtime,
-    MAX_CGROUP_WORKERS,
+    build_engine, ArtifactCache, CgroupCpu, EngineOptions, LiveRegistry, ModuleLimits, OutboundLimits,
+    Runtime, MAX_CGROUP_WORKERS,
 };
 use wasmpod_server::{
     high_water_mark, AdminConfig, App, AppConfig, BreakerConfig, ConnectionLimits, Learning, ServiceIdentity,
@@ -128,6 +128,9 @@ struct ServeArgs {
     cgroup_cpu: bool,
 
     #[command(flatten)]
+    modules: ModuleLimitArgs,
+
+    #[command(flatten)]
     admin: AdminArgs,
 
     #[command(flatten)]
@@ -203,17 +206,34 @@ struct AdminArgs {
     /// (`Authorization: Bearer TOKEN`; surrounding whitespace is ignored).
     #[arg(long = "admin-token-file", value_name = "FILE", env = "WASMPOD_ADMIN_TOKEN_FILE")]
     admin_token_file: Option<PathBuf>,
+}
 
-    /// The largest module the admin API accepts, in bytes (413 beyond it).
-    #[arg(long = "max-module-size", value_name = "BYTES", default_value_t = wasmpod_server::DEFAULT_MAX_MODULE_BYTES, value_parser = clap::value_parser!(u64).range(1..), env = "WASMPOD_MAX_MODULE_SIZE")]
+/// What a module may cost to load, checked before it is compiled, whatever brings it (folder,
+/// config, admin upload): a module over a limit is refused with its figure, like any bad module.
+#[derive(Debug, Args)]
+struct ModuleLimitArgs {
+    /// The largest module file, in bytes: a larger one is not loaded, and the admin API answers
+    /// 413 to a larger upload.
+    #[arg(long = "max-module-size", value_name = "BYTES", default_value_t = wasmpod_runtime::DEFAULT_MAX_MODULE_BYTES, value_parser = clap::value_parser!(u64).range(1..), env = "WASMPOD_MAX_MODULE_SIZE")]
     max_module_size: u64,
+
+    /// The most functions a module (or a component's core modules together) may define:
+    /// compile time grows with them.
+    #[arg(long = "max-module-functions", value_name = "N", default_value_t = wasmpod_runtime::DEFAULT_MAX_MODULE_FUNCTIONS, value_parser = clap::value_parser!(u32).range(1..), env = "WASMPOD_MAX_MODULE_FUNCTIONS")]
+    max_module_functions: u32,
+}
+
+impl ModuleLimitArgs {
+    fn limits(&self) -> ModuleLimits {
+        ModuleLimits { max_bytes: self.max_module_size, max_functions: self.max_module_functions }
+    }
 }
 
 impl AdminArgs {
     /// Starts the admin API if asked for; refuses a non-loopback address without a token.
     /// A token file is read even when the admin API is off, so a wrong path is an error at once
     /// rather than on the day someone turns the API on.
-    async fn start(&self, app: &Arc<App>) -> anyhow::Result<()> {
+    async fn start(&self, app: &Arc<App>, max_module_bytes: u64) -> anyhow::Result<()> {
         let token = match &self.admin_token_file {
             Some(file) => Some(
                 std::fs::read_to_string(file)
@@ -229,7 +249,7 @@ impl AdminArgs {
             }
             return Ok(());
         };
-        let config = AdminConfig { token, max_module_bytes: self.max_module_size };
+        let config = AdminConfig { token, max_module_bytes };
         config.check(address)?;
         let listener = tokio::net::TcpListener::bind(address)
             .await
@@ -529,6 +549,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         cache_dir: args.cache.cache_dir.clone(),
         cgroup_cpu: cpu_quota_holder(args.cgroup_cpu),
         max_warm_slots: args.pool_warm_slots,
+        module_limits: args.modules.limits(),
         ..args.admission.engine_options(args.max_instances, &args.tuning)
     };
     let identity = config.identity.clone();
@@ -536,7 +557,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let app = load(loaded, Some(source), &options, args.log_dir.as_deref(), config, start).await?;
     let _watch = wasmpod_server::watch_source(app.clone()).context("watching the functions for changes")?;
     tokio::spawn(reload_on_hangup(app.clone()));
-    args.admin.start(&app).await?;
+    args.admin.start(&app, args.modules.max_module_size).await?;
 
     let listen = listen_address(args.listen, std::env::var("PORT").ok().as_deref())?;
     let listener =

@@ -212,3 +212,89 @@ async fn replace_and_delete_under_load_fail_no_request() {
     }
     assert!(greet > 0 && hello > 0, "the clients were served: {greet} greet, {hello} hello, {gone} gone");
 }
+
+/// The upload temp files in `dir`.
+fn upload_temps(dir: &Path) -> Vec<String> {
+    let names =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned());
+    names.filter(|n| n.starts_with(wasmpod_server::UPLOAD_TEMP_PREFIX)).collect()
+}
+
+/// `module` with a custom section of `size` bytes appended: still valid, as large as wanted.
+fn padded(module: &[u8], size: usize) -> Vec<u8> {
+    let mut out = module.to_vec();
+    let name = b"padding";
+    let mut payload_len = name.len() + 1 + size;
+    out.push(0); // custom section id
+    loop {
+        let byte = (payload_len & 0x7f) as u8;
+        payload_len >>= 7;
+        out.push(if payload_len == 0 { byte } else { byte | 0x80 });
+        if payload_len == 0 {
+            break;
+        }
+    }
+    out.push(name.len() as u8);
+    out.extend_from_slice(name);
+    out.resize(out.len() + size, 0);
+    out
+}
+
+/// SIGKILL while an upload is being written into the served folder (the kill comes as soon as
+/// its temp file appears, while 48 MB are written and fsynced): the function's file is still the
+/// previous version, whole; the next start deletes the temp file (logged) and serves the previous
+/// version; and the same upload then succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_an_upload_leaves_the_previous_version_whole_and_nothing_half_written_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let functions = dir.path().join("functions");
+    std::fs::create_dir(&functions).unwrap();
+    std::fs::write(functions.join("api.wasm"), wat("v1")).unwrap();
+    let (server, admin) = start(dir.path(), &[]);
+    assert_eq!(server.get("/api").await.text(), "v1");
+
+    let v2 = padded(&std::fs::read(guests::HELLO).unwrap(), 48 << 20);
+    let uploading = tokio::spawn(support::try_send(admin, authorized(put("/functions/api", v2.clone()))));
+    // The event: the upload's temp file. Polled without pause: the window is the write and fsync.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let seen = loop {
+        let temps = upload_temps(&functions);
+        if !temps.is_empty() {
+            break temps;
+        }
+        assert!(
+            !uploading.is_finished(),
+            "the upload ended before its temp file was seen: {:?}",
+            uploading.await
+        );
+        assert!(std::time::Instant::now() < deadline, "no upload temp file appeared");
+        std::thread::yield_now();
+    };
+    server.signal("KILL");
+    let status = server.wait_exit(std::time::Duration::from_secs(30));
+    assert!(!status.success(), "{status:?}");
+    let left = upload_temps(&functions);
+    eprintln!("killed on seeing {seen:?}; the kill left {left:?}");
+    assert!(!left.is_empty(), "the kill came after the rename: nothing was interrupted");
+    assert_eq!(
+        std::fs::read_to_string(functions.join("api.wasm")).unwrap(),
+        wat("v1"),
+        "the previous version, whole"
+    );
+    let _ = uploading.await;
+
+    let (server, admin) = start(dir.path(), &[]);
+    assert_eq!(server.get("/api").await.text(), "v1", "{}", server.log());
+    let log = server.log();
+    for temp in &left {
+        assert!(
+            log.lines().any(|l| l.contains("deleted the temp file of an upload that was killed") && l.contains(temp)),
+            "{temp}\n{log}"
+        );
+    }
+    assert!(upload_temps(&functions).is_empty());
+    let r = send(admin, authorized(put("/functions/api", v2.clone()))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(server.get("/api").await.text(), "hello world\n", "the new version serves");
+    assert_eq!(std::fs::read(functions.join("api.wasm")).unwrap(), v2);
+}

@@ -55,6 +55,7 @@ const TWINS: &[(&str, &str)] = &[
     ("--admin-listen", "WASMPOD_ADMIN_LISTEN"),
     ("--admin-token-file", "WASMPOD_ADMIN_TOKEN_FILE"),
     ("--max-module-size", "WASMPOD_MAX_MODULE_SIZE"),
+    ("--max-module-functions", "WASMPOD_MAX_MODULE_FUNCTIONS"),
     ("--wasmbox-compat", "WASMPOD_WASMBOX_COMPAT"),
     ("--cgroup-cpu", "WASMPOD_CGROUP_CPU"),
     ("--cache-dir", "WASMPOD_CACHE_DIR"),
