@@ -180,6 +180,7 @@ fn read_invocations(
                     declared_mb: memory_mb.max(),
                     memory_mb,
                     cpu_share: options.cpu_share,
+                    instantiate_ms: None,
                 });
                 index.insert(key, id);
                 id

@@ -87,7 +87,8 @@ struct Sim<'w> {
     /// Each function's owner, as a small number (tenants are interned per pod on first use).
     owners: Vec<u32>,
     pod_start: Micros,
-    instantiate: Micros,
+    /// Each function's instantiation cost per call (zero outside superpods).
+    instantiate: Vec<Micros>,
     instance_overhead_mb: f64,
     timeout: Micros,
     // Accumulators.
@@ -241,7 +242,11 @@ impl<'w> Sim<'w> {
             free_calls: Vec::new(),
             in_flight: 0,
             pod_start: ms(cluster.container_cold_start_ms + if superpod { load } else { 0.0 }),
-            instantiate: if superpod { ms(profiles.instantiate_ms) } else { 0 },
+            instantiate: workload
+                .functions
+                .iter()
+                .map(|f| if superpod { ms(f.instantiate_ms.unwrap_or(profiles.instantiate_ms)) } else { 0 })
+                .collect(),
             instance_overhead_mb: if superpod { profiles.instance_overhead_mb } else { 0.0 },
             timeout: cluster.queue_timeout(),
             last: 0,
@@ -395,7 +400,7 @@ impl<'w> Sim<'w> {
             function: arrival.function,
             arrival: arrival.at,
             start: 0,
-            work: arrival.work + self.instantiate,
+            work: arrival.work + self.instantiate[arrival.function as usize],
             memory_mb: arrival.memory_mb,
             cold: false,
             admitted: None,
@@ -670,7 +675,7 @@ impl<'w> Sim<'w> {
                 };
                 Some(BreakerConfig {
                     capacity_units: cluster.superpod_capacity_mb,
-                    queue_depth_units: cluster.superpod_capacity_mb * 2,
+                    queue_depth_units: cluster.superpod_queue_depth_mb,
                     memory_high_water_bytes: Some(wasmpod_admission::high_water_mark(
                         budget as u64,
                         wasmpod_admission::DEFAULT_MEMORY_HIGH_WATER_PERCENT,
@@ -1049,6 +1054,7 @@ mod tests {
                 memory_mb: crate::quantiles::Quantiles::constant(memory_mb),
                 declared_mb,
                 cpu_share: 0.01,
+                instantiate_ms: None,
             }],
             minutes,
         }
@@ -1072,6 +1078,34 @@ mod tests {
         assert_eq!(admitted.rejected.memory_pressure, 0, "{:?}", admitted.rejected);
         assert_eq!(admitted.completed, 3, "{:?}", admitted.rejected);
         assert_eq!(admitted.rejected.queue_full, 9);
+    }
+
+    #[test]
+    fn a_burst_on_a_cold_superpod_waits_in_wasabis_queue_instead_of_failing_fast() {
+        // 60 timer calls declaring 600 MB (using 200) from 30 tenants at once: one pod admits 21
+        // (13000 MB), and the first pod gets them all. Wasabi's queue has no bound of its own, so
+        // the other 39 wait for admission, in two more rounds of 10 s, within the 30 s deadline.
+        // Two calls per tenant keep the per-tenant caps out of the way.
+        let mut workload = one_function(2, 200.0, 600.0, 10_000.0, 3);
+        let f = workload.functions[0].clone();
+        workload.functions = (0..30)
+            .map(|i| crate::workload::FunctionSpec {
+                name: format!("f{i}"),
+                owner: format!("o{i}"),
+                ..f.clone()
+            })
+            .collect();
+        workload.minutes[0] = (0..30).map(|i| (i, 2)).collect();
+        let r = run(&workload, Policy::SuperpodMemory);
+        assert_eq!(r.rejected.total(), 0, "{:?}", r.rejected);
+        assert_eq!(r.completed, 60);
+        assert!(r.queue_ms.p99 > 15_000.0, "{:?}", r.queue_ms);
+        // A queue depth of one pod's capacity (it counts the running calls too: no room to wait)
+        // refuses the other 39 at once.
+        let short = ClusterConfig { superpod_queue_depth_mb: 13_000, ..ClusterConfig::default() };
+        let r = simulate(&workload, &Profiles::default(), &short, Policy::SuperpodMemory, 1, &mut |_, _| {})
+            .unwrap();
+        assert_eq!(r.rejected.queue_full, 39, "{:?}", r.rejected);
     }
 
     #[test]

@@ -87,6 +87,10 @@ pub const DEFAULT_SUPERPOD_MEMORY_MB: f64 = 9100.0 * 1.048_576;
 /// MB of declared memory a superpod admits in flight: Wasabi's `concurrentResourceRequest`
 /// 13000 on a 9100 Mi pod, a static 1.43x overbooking.
 pub const DEFAULT_SUPERPOD_CAPACITY_MB: u64 = 13_000;
+/// Declared MB a superpod queues for admission (policies 3 and 4): Wasabi's
+/// `queueDepthResourceUnits` 990000000000000000, a queue without a bound of its own (no fast
+/// 503s), so a call waits until it is admitted or its deadline (`--queue-timeout-ms`) passes.
+pub const DEFAULT_SUPERPOD_QUEUE_DEPTH_MB: u64 = 990_000_000_000_000_000;
 /// Declared MB per superpod the memory autoscaler aims for: Wasabi's
 /// `autoscaling.knative.dev/target: 9100`.
 pub const DEFAULT_SUPERPOD_TARGET_MB: f64 = 9100.0;
@@ -143,6 +147,8 @@ pub struct ClusterConfig {
     pub superpod_base_mb: f64,
     /// Declared MB a superpod admits in flight (policies 3 and 4).
     pub superpod_capacity_mb: u64,
+    /// Declared MB a superpod queues for admission (policies 3 and 4).
+    pub superpod_queue_depth_mb: u64,
     /// Declared MB per superpod the memory autoscaler aims for (policies 3 and 4).
     pub superpod_target_mb: f64,
     /// Target burst capacity of the memory autoscaler, MB.
@@ -168,6 +174,7 @@ impl Default for ClusterConfig {
             superpod_memory_mb: DEFAULT_SUPERPOD_MEMORY_MB,
             superpod_base_mb: DEFAULT_SUPERPOD_BASE_MB,
             superpod_capacity_mb: DEFAULT_SUPERPOD_CAPACITY_MB,
+            superpod_queue_depth_mb: DEFAULT_SUPERPOD_QUEUE_DEPTH_MB,
             superpod_target_mb: DEFAULT_SUPERPOD_TARGET_MB,
             superpod_burst_mb: DEFAULT_SUPERPOD_BURST_MB,
             concurrency_target: DEFAULT_CONCURRENCY_TARGET,

@@ -8,6 +8,7 @@ use rand::{Rng, RngExt, SeedableRng};
 use rand_distr::{Distribution, Normal, Poisson};
 
 use crate::error::SimError;
+use crate::profile::FunctionProfile;
 use crate::quantiles::Quantiles;
 use crate::workload::{FunctionSpec, Trigger, Workload};
 
@@ -69,6 +70,12 @@ pub struct SyntheticConfig {
     pub functions_per_app: f64,
     /// Apps per owner (tenant): geometric with this mean.
     pub apps_per_owner: f64,
+    /// What each function is. Empty: its run time, memory and CPU share are drawn from the
+    /// distributions above (`duration_ms`, `memory_mb`, `cpu_share`), the trace's shape. Not
+    /// empty: each function is an instance of one of these measured guests, picked uniformly,
+    /// and runs, uses memory and instantiates as that guest does in wasmpod; only its
+    /// popularity, trigger, owner and over-declaration are drawn.
+    pub kinds: Vec<FunctionProfile>,
 }
 
 impl Default for SyntheticConfig {
@@ -94,6 +101,7 @@ impl Default for SyntheticConfig {
             cpu_share: (0.02, 0.5),
             functions_per_app: 2.0,
             apps_per_owner: 1.5,
+            kinds: Vec::new(),
         }
     }
 }
@@ -109,6 +117,8 @@ const TRIGGERS: [(Trigger, f64); 6] = [
     (Trigger::Orchestration, 0.04),
     (Trigger::Others, 0.08),
 ];
+/// Mixed into the seed for the stream that picks each function's measured kind.
+const KIND_STREAM: u64 = 0x6b69_6e64;
 /// The longest a call may run (the Azure Functions consumption plan's 10-minute limit).
 const MAX_DURATION_MS: f64 = 600_000.0;
 
@@ -116,6 +126,7 @@ const MAX_DURATION_MS: f64 = 600_000.0;
 pub fn generate(config: &SyntheticConfig) -> Result<Workload, SimError> {
     validate(config)?;
     let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(config.seed);
+    let mut kind_rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(config.seed ^ KIND_STREAM);
     let popularity = Normal::new(config.log10_calls_per_day.0, config.log10_calls_per_day.1)
         .map_err(|e| setting("--synthetic popularity", e.to_string()))?;
     let function_duration = Normal::new(config.duration_ms.0.ln(), config.duration_ms.1)
@@ -150,19 +161,37 @@ pub fn generate(config: &SyntheticConfig) -> Result<Workload, SimError> {
                 Rate::Poisson((per_day / 1440.0).min(config.max_calls_per_minute))
             }
         };
+        // Drawn in both modes, so that the calls (popularity, bursts) are the same whatever the
+        // functions are; the kind comes from a stream of its own.
         let median_ms = function_duration.sample(&mut rng).exp().clamp(1.0, MAX_DURATION_MS);
         let median_mb = function_memory.sample(&mut rng).exp().clamp(8.0, 4096.0);
-        let memory_mb = Quantiles::log_normal(median_mb, config.memory_call_sigma);
+        let kind =
+            (!config.kinds.is_empty()).then(|| &config.kinds[kind_rng.random_range(0..config.kinds.len())]);
+        let (duration_ms, memory_mb, instantiate_ms) = match kind {
+            Some(kind) => {
+                (kind.duration_ms(), Quantiles::constant(kind.peak_memory_mb), Some(kind.instantiate_ms))
+            }
+            None => (
+                Quantiles::log_normal(median_ms, config.duration_call_sigma),
+                Quantiles::log_normal(median_mb, config.memory_call_sigma),
+                None,
+            ),
+        };
         let overdeclare = log_uniform(&mut rng, config.overdeclare);
+        let cpu_share = log_uniform(&mut rng, config.cpu_share);
         functions.push(FunctionSpec {
-            name: format!("fn{index:05}"),
+            name: match kind {
+                Some(kind) => format!("fn{index:05}-{}", kind.name),
+                None => format!("fn{index:05}"),
+            },
             app: format!("app{app:05}"),
             owner: format!("tenant{owner:04}"),
             trigger,
-            duration_ms: Quantiles::log_normal(median_ms, config.duration_call_sigma),
+            duration_ms,
             declared_mb: (memory_mb.max() * overdeclare).ceil(),
             memory_mb,
-            cpu_share: log_uniform(&mut rng, config.cpu_share),
+            cpu_share: kind.map_or(cpu_share, |k| k.cpu_share),
+            instantiate_ms,
         });
         rates.push(rate);
     }
@@ -330,6 +359,46 @@ mod tests {
             m[m.len() / 2]
         };
         assert!((100.0..220.0).contains(&median_memory), "median app memory {median_memory}");
+    }
+
+    fn kind(name: &str, p50_ms: f64, peak_memory_mb: f64, instantiate_ms: f64) -> FunctionProfile {
+        FunctionProfile {
+            name: name.into(),
+            p50_ms,
+            p99_ms: p50_ms * 1.1,
+            peak_memory_mb,
+            memory_request_mb: peak_memory_mb * 1.2,
+            instantiate_ms,
+            cpu_share: 1.0,
+        }
+    }
+
+    #[test]
+    fn measured_kinds_make_the_functions_and_leave_the_calls_alone() {
+        let kinds = vec![kind("scrypt", 500.0, 1.2, 0.37), kind("imageblur", 360.0, 46.0, 0.18)];
+        let drawn = generate(&small()).unwrap();
+        let measured = generate(&SyntheticConfig { kinds: kinds.clone(), ..small() }).unwrap();
+        // The same calls, function for function: only what each function is changed.
+        assert_eq!(measured.minutes, drawn.minutes);
+        let mut per_kind = [0usize; 2];
+        for (m, d) in measured.functions.iter().zip(&drawn.functions) {
+            assert_eq!((&m.owner, &m.app, m.trigger), (&d.owner, &d.app, d.trigger));
+            let k = kinds.iter().position(|k| m.name.ends_with(&format!("-{}", k.name))).unwrap();
+            per_kind[k] += 1;
+            let kind = &kinds[k];
+            assert_eq!(m.memory_mb, Quantiles::constant(kind.peak_memory_mb), "{}", m.name);
+            assert_eq!(m.duration_ms.median(), kind.p50_ms);
+            assert_eq!(m.duration_ms.at(0.99), kind.p99_ms);
+            assert_eq!((m.cpu_share, m.instantiate_ms), (1.0, Some(kind.instantiate_ms)));
+            // Over-declared as documented: the peak times a factor in 1..2, rounded up to a MB.
+            assert!(
+                m.declared_mb >= kind.peak_memory_mb && m.declared_mb <= (2.0 * kind.peak_memory_mb).ceil()
+            );
+        }
+        // Each function is an instance of a kind picked uniformly.
+        assert!(per_kind.iter().all(|&n| n > 900), "{per_kind:?}");
+        // The old mode has no per-function instantiation figure.
+        assert!(drawn.functions.iter().all(|f| f.instantiate_ms.is_none()));
     }
 
     #[test]

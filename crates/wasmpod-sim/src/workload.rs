@@ -69,6 +69,9 @@ pub struct FunctionSpec {
     /// Share of a call's run time spent on a CPU (1.0: CPU-bound; 0.1: waits on I/O 90% of the
     /// time). When a pod's running calls want more cores than it has, all of them slow down.
     pub cpu_share: f64,
+    /// What instantiating it costs in a superpod, in ms, when it was measured (a function that
+    /// is an instance of a measured guest); `None`: the pod-wide figure of the profiles.
+    pub instantiate_ms: Option<f64>,
 }
 
 /// A replayable workload: functions, and per minute the number of calls to each.
@@ -155,6 +158,7 @@ mod tests {
             memory_mb: Quantiles::constant(300.0),
             declared_mb: 200.0,
             cpu_share: 1.0,
+            instantiate_ms: None,
         }
     }
 

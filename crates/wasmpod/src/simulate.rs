@@ -45,6 +45,12 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_SEED)]
     seed: u64,
 
+    /// Synthetic workload: what each function is. `measured`: an instance of one of the guests
+    /// in the profiles file (their run time, memory and instantiation as wasmpod measured them);
+    /// `drawn`: run time, memory and CPU share drawn from the trace's published shape.
+    #[arg(long, value_name = "KIND", default_value = "measured", value_parser = ["measured", "drawn"], conflicts_with = "trace")]
+    synthetic_functions: String,
+
     /// Synthetic workload: declared memory = largest real use x a factor drawn in MIN..MAX.
     #[arg(long, value_name = "MIN..MAX", default_value = "1..2", value_parser = parse_range, conflicts_with = "trace")]
     overdeclare: (f64, f64),
@@ -108,6 +114,9 @@ struct ClusterArgs {
     /// Declared MB a superpod admits in flight (policies 3 and 4): the overbooking.
     #[arg(long, value_name = "MB", default_value_t = wasmpod_sim::DEFAULT_SUPERPOD_CAPACITY_MB)]
     superpod_capacity_mb: u64,
+    /// Declared MB a superpod queues for admission, running calls included (policies 3 and 4).
+    #[arg(long, value_name = "MB", default_value_t = wasmpod_sim::DEFAULT_SUPERPOD_QUEUE_DEPTH_MB)]
+    superpod_queue_depth_mb: u64,
     /// Declared MB per superpod the memory autoscaler aims for (policies 3 and 4).
     #[arg(long, value_name = "MB", default_value_t = wasmpod_sim::DEFAULT_SUPERPOD_TARGET_MB)]
     superpod_target_mb: f64,
@@ -126,6 +135,7 @@ impl ClusterArgs {
             superpod_memory_mb: self.superpod_memory_mb,
             superpod_cpu: self.superpod_cpu,
             superpod_capacity_mb: self.superpod_capacity_mb,
+            superpod_queue_depth_mb: self.superpod_queue_depth_mb,
             superpod_target_mb: self.superpod_target_mb,
             ..ClusterConfig::default()
         }
@@ -134,7 +144,7 @@ impl ClusterArgs {
 
 pub fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let profiles = Profiles::load(&args.profiles)?;
-    let (workload, name) = workload(&args)?;
+    let (workload, name) = workload(&args, &profiles)?;
     if workload.functions.is_empty() {
         let why = if args.apps.is_some() { " (--apps keeps none of the trace's apps)" } else { "" };
         bail!("{name}: no function to simulate{why}");
@@ -194,9 +204,18 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn workload(args: &SimulateArgs) -> anyhow::Result<(Workload, String)> {
+fn workload(args: &SimulateArgs, profiles: &Profiles) -> anyhow::Result<(Workload, String)> {
     let Some(folder) = &args.trace else {
+        let measured = args.synthetic_functions == "measured";
+        if measured && profiles.functions.is_empty() {
+            bail!(
+                "--synthetic-functions measured: {} holds no measured function (run bench/wasabi.sh, \
+                 point --profiles at its results, or pass --synthetic-functions drawn)",
+                args.profiles.display()
+            );
+        }
         let config = SyntheticConfig {
+            kinds: if measured { profiles.functions.clone() } else { Vec::new() },
             functions: args.functions,
             minutes: args.minutes,
             seed: args.seed,
@@ -205,7 +224,13 @@ fn workload(args: &SimulateArgs) -> anyhow::Result<(Workload, String)> {
             ..SyntheticConfig::default()
         };
         let workload = wasmpod_sim::synthetic::generate(&config)?;
-        return Ok((workload, format!("synthetic (seed {})", args.seed)));
+        let kinds = if measured {
+            let names: Vec<&str> = profiles.functions.iter().map(|f| f.name.as_str()).collect();
+            format!("measured functions: {}", names.join(", "))
+        } else {
+            "drawn functions".to_owned()
+        };
+        return Ok((workload, format!("synthetic (seed {}, {kinds})", args.seed)));
     };
     if args.start_minute + args.minutes > MINUTES_PER_DAY {
         bail!(
