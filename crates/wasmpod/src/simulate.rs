@@ -48,8 +48,9 @@ pub struct SimulateArgs {
     /// Synthetic workload: what each function is. `measured`: an instance of one of the guests
     /// in the profiles file (their run time, memory and instantiation as wasmpod measured them);
     /// `drawn`: run time, memory and CPU share drawn from the trace's published shape.
-    #[arg(long, value_name = "KIND", default_value = "measured", value_parser = ["measured", "drawn"], conflicts_with = "trace")]
-    synthetic_functions: String,
+    /// Default: `measured` when the profiles file holds measured functions, else `drawn`.
+    #[arg(long, value_name = "KIND", value_parser = ["measured", "drawn"], conflicts_with = "trace")]
+    synthetic_functions: Option<String>,
 
     /// Synthetic workload: declared memory = largest real use x a factor drawn in MIN..MAX.
     #[arg(long, value_name = "MIN..MAX", default_value = "1..2", value_parser = parse_range, conflicts_with = "trace")]
@@ -206,7 +207,10 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
 
 fn workload(args: &SimulateArgs, profiles: &Profiles) -> anyhow::Result<(Workload, String)> {
     let Some(folder) = &args.trace else {
-        let measured = args.synthetic_functions == "measured";
+        let measured = match args.synthetic_functions.as_deref() {
+            Some(kind) => kind == "measured",
+            None => !profiles.functions.is_empty(),
+        };
         if measured && profiles.functions.is_empty() {
             bail!(
                 "--synthetic-functions measured: {} holds no measured function (run bench/wasabi.sh, \

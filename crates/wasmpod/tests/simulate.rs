@@ -208,6 +208,11 @@ fn the_cluster_and_pod_flags_change_what_they_must() {
     let full = |p: &serde_json::Value| p["rejected"]["queue_full"].as_u64().unwrap();
     assert!(full(&policy(&r, memory)) > 10 * full(&policy(&base, memory)).max(1));
     assert_eq!(policy(&r, concurrency), policy(&base, concurrency));
+    // A queue of one pod's capacity (running calls included): no room to wait, so calls that
+    // would have queued are refused at once.
+    let r = run(&["--superpod-queue-depth-mb", "13000"]);
+    assert!(full(&policy(&r, memory)) > full(&policy(&base, memory)));
+    assert_eq!(policy(&r, concurrency), policy(&base, concurrency));
     // Aiming for 500 declared MB per superpod: many more superpods.
     let r = run(&["--superpod-target-mb", "500"]);
     assert!(number(&policy(&r, memory), "peak_pods") > 4.0 * number(&policy(&base, memory), "peak_pods"));
@@ -227,6 +232,24 @@ fn the_workload_flags_change_what_they_must() {
     let r = small_run(dir.path(), &["--cpu-share", "0.9..1"]);
     let p50 = |p: &serde_json::Value| p["latency_ms"]["p50"].as_f64().unwrap();
     assert!(p50(&policy(&r, memory)) > p50(&policy(&base, memory)));
+    // Measured guests instead of drawn functions: the same calls, other functions. Without a
+    // profiles file the default is `drawn`, and asking for `measured` is an error naming the file.
+    let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/results/wasabi-profiles.json");
+    let measured = small_run(
+        dir.path(),
+        &["--synthetic-functions", "measured", "--profiles", profiles.to_str().unwrap()],
+    );
+    assert_eq!(measured["calls"], base["calls"]);
+    assert!(
+        measured["workload"].as_str().unwrap().contains("measured functions: genpdf"),
+        "{}",
+        measured["workload"]
+    );
+    assert_ne!(policy(&measured, memory), policy(&base, memory));
+    assert_eq!(small_run(dir.path(), &["--synthetic-functions", "drawn"]), base);
+    let output = simulate(dir.path(), &["--synthetic-functions", "measured"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("holds no measured function"), "{stderr}");
     for bad in ["--overdeclare", "--cpu-share"] {
         let output = simulate(dir.path(), &[bad, "2..1"]);
         let stderr = String::from_utf8_lossy(&output.stderr);
