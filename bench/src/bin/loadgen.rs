@@ -2,6 +2,10 @@
 //! evenly spaced), whether or not earlier ones have been answered, so a slow server meets a
 //! growing backlog instead of a politely waiting client (wrk's closed loop hides that).
 //!
+//! With `--schedule`, the arrivals are not drawn but read from an arrival trace (the
+//! `at_ms,function` CSV that `wasmpod simulate pod` replays, each function a target by name), so a
+//! real pod and the simulator see exactly the same calls.
+//!
 //! Bounded by count (`--max-requests`) and time (`--duration`, then at most `--timeout` for the
 //! last answers). Each request's latency runs from its *scheduled* arrival, so a client that falls
 //! behind cannot hide queueing (no coordinated omission). `bench/README.md` documents the CLI,
@@ -38,8 +42,12 @@ struct Args {
     #[arg(long, default_value = "/")]
     path: String,
     /// Requests per second, over all targets.
-    #[arg(long)]
-    rate: f64,
+    #[arg(long, required_unless_present = "schedule")]
+    rate: Option<f64>,
+    /// Send exactly these arrivals instead: an arrival trace (`at_ms,function`, README "Density
+    /// and the simulator"); each function is the target of that name.
+    #[arg(long, conflicts_with_all = ["rate", "max_requests"])]
+    schedule: Option<PathBuf>,
     /// How long requests keep arriving (seconds).
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
@@ -135,7 +143,7 @@ type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    if !(args.rate.is_finite() && args.rate > 0.0) {
+    if args.rate.is_some_and(|rate| !(rate.is_finite() && rate > 0.0)) {
         return Err("--rate must be a positive number of requests per second".into());
     }
     let base: http::Uri = args.base.parse().map_err(|e| format!("--base {:?}: {e}", args.base))?;
@@ -164,9 +172,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }],
     };
     let requests = targets.iter().map(|t| build_request(&base, t)).collect::<Result<Vec<_>, _>>()?;
+    let schedule = match &args.schedule {
+        Some(path) => Some(schedule(path, &targets)?),
+        None => None,
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let (records, elapsed) = runtime.block_on(drive(&args, &targets, Arc::new(requests)));
+    let (records, elapsed) = runtime.block_on(drive(&args, &targets, Arc::new(requests), schedule));
 
     if let Some(path) = &args.csv {
         let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
@@ -217,11 +229,33 @@ fn build_request(base: &http::Uri, target: &Target) -> Result<http::Request<Full
         .map_err(|e| format!("target {:?}: {e}", target.name))
 }
 
-/// Sends on schedule until the duration or the count runs out, then waits for the answers.
+/// The arrivals of an arrival trace: `(offset from the start, target index)`, in order. A
+/// function no target is named after is an error naming the file, line and field.
+fn schedule(path: &std::path::Path, targets: &[Target]) -> Result<Vec<(Duration, usize)>, String> {
+    let calls = wasmpod_sim::load_trace(path).map_err(|e| e.to_string())?;
+    calls
+        .iter()
+        .map(|call| {
+            let target = targets.iter().position(|t| t.name == call.function).ok_or_else(|| {
+                format!(
+                    "{}:{}: field \"function\": no target named {:?} in --targets",
+                    path.display(),
+                    call.line,
+                    call.function
+                )
+            })?;
+            Ok((Duration::from_secs_f64(call.at_ms / 1000.0), target))
+        })
+        .collect()
+}
+
+/// Sends on schedule until the duration or the count runs out (or, with an explicit schedule,
+/// every arrival of it), then waits for the answers.
 async fn drive(
     args: &Args,
     targets: &[Target],
     requests: Arc<Vec<http::Request<Full<Bytes>>>>,
+    schedule: Option<Vec<(Duration, usize)>>,
 ) -> (Vec<Record>, Duration) {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
@@ -237,16 +271,29 @@ async fn drive(
     let mut next = started;
     let mut sent = 0u64;
     let mut tasks = Vec::new();
+    let mut planned = schedule.map(Vec::into_iter);
+    let rate = args.rate.unwrap_or(1.0);
     loop {
-        if next >= end || args.max_requests.is_some_and(|max| sent >= max) {
-            break;
-        }
+        let target = match &mut planned {
+            Some(planned) => {
+                let Some((offset, target)) = planned.next() else { break };
+                next = started + offset;
+                target
+            }
+            None => {
+                if next >= end || args.max_requests.is_some_and(|max| sent >= max) {
+                    break;
+                }
+                pick(targets, total_weight, rng.unit())
+            }
+        };
         tokio::time::sleep_until(next).await;
-        let target = pick(targets, total_weight, rng.unit());
         let scheduled = next;
         let scheduled_ms = (scheduled - started).as_secs_f64() * 1e3;
         sent += 1;
-        next += gap(args.arrival, args.rate, rng.unit());
+        if planned.is_none() {
+            next += gap(args.arrival, rate, rng.unit());
+        }
 
         if in_flight.load(Ordering::Relaxed) >= args.max_in_flight {
             let record = Record {
@@ -343,8 +390,12 @@ fn summarize(args: &Args, targets: &[Target], records: &[Record], elapsed: Durat
         );
     }
     Summary {
-        rate: args.rate,
-        arrival: format!("{:?}", args.arrival).to_lowercase(),
+        rate: args.rate.unwrap_or(records.len() as f64 / seconds),
+        arrival: if args.schedule.is_some() {
+            "schedule".to_owned()
+        } else {
+            format!("{:?}", args.arrival).to_lowercase()
+        },
         duration_s: seconds,
         sent: records.len() as u64,
         throughput_rps: answered / seconds,

@@ -34,6 +34,48 @@ const SECOND: Micros = 1_000_000;
 /// MB in one byte count the admission core reads.
 const MB: f64 = 1_048_576.0;
 
+/// What a single-pod replay ([`crate::replay`]) changes in the engine: the pod's admission is
+/// given (as `wasmpod serve` builds it from its flags), not derived from a policy; the one pod is
+/// ready from the start and never scaled; every call's outcome is recorded.
+pub(crate) struct SinglePod {
+    /// The pod's admission; `None` admits every call at once (`--no-admission`).
+    pub admission: Option<BreakerConfig>,
+}
+
+/// What happened to one call of a single-pod replay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct CallOutcome {
+    /// The call's place in arrival order (0-based).
+    pub index: u32,
+    /// `None`: answered 200; else why it got a 503.
+    pub refused: Option<Reason>,
+    /// From arrival to the start of execution, or to the refusal.
+    pub queue: Micros,
+    /// From arrival to the answer.
+    pub latency: Micros,
+}
+
+/// Runs `arrivals` (in arrival order) through one pod of `cluster`'s superpod size under
+/// `single`'s admission, and returns the report and each call's outcome, in arrival order.
+pub(crate) fn replay_single(
+    workload: &Workload,
+    profiles: &Profiles,
+    cluster: &ClusterConfig,
+    policy: Policy,
+    single: SinglePod,
+    arrivals: &[Arrival],
+) -> Result<(PolicyReport, Vec<CallOutcome>), SimError> {
+    let mut sim = Sim::build(workload, profiles, cluster, policy, Some(single))?;
+    for arrival in arrivals {
+        sim.run_until(arrival.at);
+        sim.arrive(arrival);
+    }
+    sim.drain_calls();
+    let mut outcomes = sim.outcomes.take().unwrap_or_default();
+    outcomes.sort_by_key(|o| o.index);
+    Ok((sim.report(), outcomes))
+}
+
 /// Runs `workload` under `policy` on `cluster` and reports what happened.
 ///
 /// Arrivals are drawn from `seed` alone, so every policy run with the same seed sees exactly the
@@ -69,6 +111,12 @@ struct Sim<'w> {
     workload: &'w Workload,
     cluster: &'w ClusterConfig,
     policy: Policy,
+    /// Set for a single-pod replay.
+    single: Option<SinglePod>,
+    /// Each call's outcome (single-pod replays only).
+    outcomes: Option<Vec<CallOutcome>>,
+    /// Calls arrived so far (the next call's index).
+    arrived: u32,
     now: Micros,
     seq: u64,
     events: BinaryHeap<Reverse<(Micros, u64, Ev)>>,
@@ -184,6 +232,7 @@ enum CallState {
 
 struct Call {
     gen: u32,
+    index: u32,
     state: CallState,
     function: u32,
     arrival: Micros,
@@ -201,7 +250,18 @@ impl<'w> Sim<'w> {
         cluster: &'w ClusterConfig,
         policy: Policy,
     ) -> Result<Sim<'w>, SimError> {
+        Sim::build(workload, profiles, cluster, policy, None)
+    }
+
+    fn build(
+        workload: &'w Workload,
+        profiles: &Profiles,
+        cluster: &'w ClusterConfig,
+        policy: Policy,
+        single: Option<SinglePod>,
+    ) -> Result<Sim<'w>, SimError> {
         let services = if policy.superpod() { 1 } else { workload.functions.len() };
+        let is_single = single.is_some();
         let superpod = policy.superpod();
         let load = profiles.load_ms_per_function * workload.functions.len() as f64;
         let prototype = Autoscaler::new(autoscaler_settings(policy, cluster))
@@ -221,6 +281,9 @@ impl<'w> Sim<'w> {
             workload,
             cluster,
             policy,
+            outcomes: single.as_ref().map(|_| Vec::new()),
+            single,
+            arrived: 0,
             now: 0,
             seq: 0,
             events: BinaryHeap::new(),
@@ -241,13 +304,19 @@ impl<'w> Sim<'w> {
             calls: Vec::new(),
             free_calls: Vec::new(),
             in_flight: 0,
-            pod_start: ms(cluster.container_cold_start_ms + if superpod { load } else { 0.0 }),
+            // A single pod is ready from the start, and its budget counts the guests' memory
+            // alone, as the runtime's `PodMemory` does.
+            pod_start: if is_single {
+                0
+            } else {
+                ms(cluster.container_cold_start_ms + if superpod { load } else { 0.0 })
+            },
             instantiate: workload
                 .functions
                 .iter()
                 .map(|f| if superpod { ms(f.instantiate_ms.unwrap_or(profiles.instantiate_ms)) } else { 0 })
                 .collect(),
-            instance_overhead_mb: if superpod { profiles.instance_overhead_mb } else { 0.0 },
+            instance_overhead_mb: if superpod && !is_single { profiles.instance_overhead_mb } else { 0.0 },
             timeout: cluster.queue_timeout(),
             last: 0,
             alive_pods: 0,
@@ -280,6 +349,13 @@ impl<'w> Sim<'w> {
                 name: if short_of_cores { "--node-cores" } else { "--node-memory-mb" },
                 reason: format!("a pod ({cores} cores, {memory_mb} MB) does not fit on an empty node"),
             });
+        }
+        if sim.single.is_some() {
+            // One pod, ready now, never scaled: no autoscaler ticks, no timeline.
+            sim.add_pod(0);
+            let pod = sim.services[0].pods[0];
+            sim.pod_ready(pod);
+            return Ok(sim);
         }
         sim.push(0, Ev::Tick);
         sim.push(0, Ev::Timeline);
@@ -394,8 +470,11 @@ impl<'w> Sim<'w> {
     }
 
     fn new_call(&mut self, arrival: &Arrival) -> u32 {
+        let index = self.arrived;
+        self.arrived = self.arrived.wrapping_add(1);
         let call = Call {
             gen: 0,
+            index,
             state: CallState::Front,
             function: arrival.function,
             arrival: arrival.at,
@@ -511,6 +590,14 @@ impl<'w> Sim<'w> {
             let peak = (c.memory_mb * MB) as u64;
             self.queue_ms.push(((c.start - c.arrival) as f64 / 1000.0) as f32);
             self.latency_ms.push(((now - c.arrival) as f64 / 1000.0) as f32);
+            if let Some(outcomes) = &mut self.outcomes {
+                outcomes.push(CallOutcome {
+                    index: c.index,
+                    refused: None,
+                    queue: c.start - c.arrival,
+                    latency: now - c.arrival,
+                });
+            }
             self.completed += 1;
             self.free(call);
             let p = &mut self.pods[pod as usize];
@@ -581,6 +668,16 @@ impl<'w> Sim<'w> {
     }
 
     fn reject(&mut self, call: u32, reason: Reason) {
+        if let Some(outcomes) = &mut self.outcomes {
+            let c = &self.calls[call as usize];
+            let waited = self.now - c.arrival;
+            outcomes.push(CallOutcome {
+                index: c.index,
+                refused: Some(reason),
+                queue: waited,
+                latency: waited,
+            });
+        }
         match reason {
             Reason::QueueFull => self.rejected.queue_full += 1,
             Reason::TooLarge => self.rejected.too_large += 1,
@@ -645,7 +742,10 @@ impl<'w> Sim<'w> {
     }
 
     fn pod_base_mb(&self) -> f64 {
-        if self.policy.superpod() {
+        if self.single.is_some() {
+            // The budget of a single pod is the guests' (`--memory-budget`), nothing else in it.
+            0.0
+        } else if self.policy.superpod() {
             self.cluster.superpod_base_mb + SUPERPOD_MB_PER_FUNCTION * self.workload.functions.len() as f64
         } else {
             self.cluster.container_overhead_mb
@@ -653,6 +753,9 @@ impl<'w> Sim<'w> {
     }
 
     fn admission_config(&self) -> Option<BreakerConfig> {
+        if let Some(single) = &self.single {
+            return single.admission.clone();
+        }
         let cluster = self.cluster;
         match self.policy {
             Policy::SuperpodConcurrency => None,
@@ -976,11 +1079,16 @@ impl<'w> Sim<'w> {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Reason {
+/// Why a call got a 503.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// Refused at once: the queue (the pod's or its tenant's) was full.
     QueueFull,
+    /// Refused at once: it declares more than the pod (or its tenant) may ever run.
     TooLarge,
+    /// Waited past its deadline.
     Timeout,
+    /// Its memory would have passed the pod's hard budget.
     MemoryPressure,
 }
 

@@ -20,8 +20,10 @@ mod nodes;
 mod policy;
 mod profile;
 mod quantiles;
+mod replay;
 mod report;
 pub mod synthetic;
+mod trace;
 mod workload;
 
 pub use chart::write_charts;
@@ -34,5 +36,7 @@ pub use profile::{
     DEFAULT_LOAD_MS_PER_FUNCTION,
 };
 pub use quantiles::Quantiles;
+pub use replay::{replay, PodConfig, PodReplay, ReplaySummary, ReplayedCall};
 pub use report::{Comparison, Percentiles, PolicyReport, Rejected, TimelinePoint};
+pub use trace::{load_trace, parse_trace, TraceCall, TRACE_HEADER};
 pub use workload::{Arrival, FunctionSpec, Micros, Trigger, Workload, MINUTE};

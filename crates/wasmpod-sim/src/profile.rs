@@ -31,6 +31,12 @@ pub struct FunctionProfile {
     pub p50_ms: f64,
     /// 99th percentile run time of one call, in ms.
     pub p99_ms: f64,
+    /// Shortest run time seen, in ms, when measured; otherwise half the median is assumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ms: Option<f64>,
+    /// Longest run time seen, in ms, when measured; otherwise twice the p99 is assumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<f64>,
     /// Peak linear memory of one call, in MB (what the runtime's limiter saw).
     pub peak_memory_mb: f64,
     /// The `Memory-Request` the benchmark's mix declares for it, in MB.
@@ -48,13 +54,15 @@ fn one() -> f64 {
 
 impl FunctionProfile {
     /// Its run time as a distribution: the median and the 99th percentile, joined
-    /// geometrically, with the ends held at half the median and twice the p99 past them.
+    /// geometrically, with the ends at the measured minimum and maximum, or (not measured) at
+    /// half the median and twice the p99.
     pub fn duration_ms(&self) -> Quantiles {
+        let p99 = self.p99_ms.max(self.p50_ms);
         Quantiles::from_points([
-            (0.0, self.p50_ms * 0.5),
+            (0.0, self.min_ms.unwrap_or(self.p50_ms * 0.5).min(self.p50_ms)),
             (0.5, self.p50_ms),
-            (0.99, self.p99_ms.max(self.p50_ms)),
-            (1.0, self.p99_ms.max(self.p50_ms) * 2.0),
+            (0.99, p99),
+            (1.0, self.max_ms.unwrap_or(p99 * 2.0).max(p99)),
         ])
         .unwrap_or_else(|| Quantiles::constant(self.p50_ms))
     }
@@ -179,6 +187,8 @@ impl BenchResults {
                 name,
                 p50_ms: f.run_ms.p50,
                 p99_ms: f.run_ms.p99,
+                min_ms: None,
+                max_ms: None,
                 peak_memory_mb: f.peak_memory_bytes / f64::from(1 << 20),
                 memory_request_mb: f.memory_request_mb,
                 instantiate_ms: f.instantiate_us.p50 / 1000.0,

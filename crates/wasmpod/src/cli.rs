@@ -288,7 +288,7 @@ impl TuningArgs {
 /// Resource-aware admission (Wasabi's resource breaker); named after Knative's settings, and read
 /// from the same environment variables Knative's queue-proxy gets.
 #[derive(Debug, Args)]
-struct AdmissionArgs {
+pub(crate) struct AdmissionArgs {
     /// Memory (MB) of requests allowed to run at once; a request's `Memory-Request` header is its
     /// weight and its memory grant.
     #[arg(long, value_name = "MB", default_value_t = wasmpod_server::DEFAULT_CAPACITY_MB, env = "CONCURRENT_RESOURCE_REQUEST")]
@@ -304,7 +304,7 @@ struct AdmissionArgs {
 
     /// How long a request may wait for admission before a 503 (seconds) [default: --timeout].
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, env = "WASMPOD_QUEUE_TIMEOUT")]
-    queue_timeout: Option<Duration>,
+    pub(crate) queue_timeout: Option<Duration>,
 
     /// MB a request declares when it sends no valid Memory-Request header.
     #[arg(long, value_name = "MB", default_value_t = wasmpod_server::DEFAULT_MEMORY_REQUEST_MB, value_parser = clap::value_parser!(u64).range(1..), env = "WASMPOD_DEFAULT_MEMORY_REQUEST")]
@@ -358,7 +358,7 @@ enum Weight {
 const MAX_AUTO_INSTANCES: u64 = 2048;
 
 impl AdmissionArgs {
-    fn breaker(&self) -> Option<BreakerConfig> {
+    pub(crate) fn breaker(&self) -> Option<BreakerConfig> {
         let mode = match self.admission_weight {
             Weight::Declared => WeightMode::Declared,
             Weight::Learned => WeightMode::Learned,
@@ -385,7 +385,7 @@ impl AdmissionArgs {
 
     /// The guests' real-memory budget: the flag, or the admission capacity (none without
     /// admission).
-    fn memory_budget_mb(&self) -> Option<u64> {
+    pub(crate) fn memory_budget_mb(&self) -> Option<u64> {
         self.memory_budget.or((!self.no_admission).then_some(self.concurrent_resource_request))
     }
 

@@ -7,6 +7,7 @@ mod cli;
 mod env_flags;
 mod fd_limit;
 mod simulate;
+mod simulate_pod;
 
 use std::process::ExitCode;
 

@@ -15,7 +15,11 @@ use wasmpod_sim::{ClusterConfig, Policy, Profiles, Quantiles, Workload};
 const DEFAULT_PROFILES: &str = "bench/results/wasabi-profiles.json";
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct SimulateArgs {
+    #[command(subcommand)]
+    command: Option<SimulateCommand>,
+
     /// Replay the Azure Functions 2019 trace from this folder (the dataset's CSV files as
     /// published) instead of a synthetic workload.
     #[arg(long, value_name = "DIR")]
@@ -82,6 +86,13 @@ pub struct SimulateArgs {
     cluster: ClusterArgs,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum SimulateCommand {
+    /// Replay an arrival trace through one simulated pod, configured as `wasmpod serve`'s
+    /// admission flags configure a real one (to check the simulator against a real pod).
+    Pod(crate::simulate_pod::PodArgs),
+}
+
 /// The cluster and pod parameters (README, "Density and the simulator", has their sources).
 #[derive(Debug, Args)]
 struct ClusterArgs {
@@ -144,6 +155,9 @@ impl ClusterArgs {
 }
 
 pub fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    if let Some(SimulateCommand::Pod(pod)) = args.command {
+        return crate::simulate_pod::simulate_pod(pod);
+    }
     let profiles = Profiles::load(&args.profiles)?;
     let (workload, name) = workload(&args, &profiles)?;
     if workload.functions.is_empty() {

@@ -1,7 +1,7 @@
 //! The coverage guard: every promise of the README that a name stands for must be named by a test.
 //!
 //! - Every long flag and every environment variable of every command (`wasmpod serve`, `run`,
-//!   `compile`, `autoscale` and `simulate`), as the real binary's `--help` lists them, must appear
+//!   `compile`, `autoscale`, `simulate` and `simulate pod`), as the real binary's `--help` lists them, must appear
 //!   in a test: a file under `crates/*/tests/`, or the `#[cfg(test)]` part of a file under
 //!   `crates/*/src/` (from its first `#[cfg(test)]` to its end).
 //! - Every metric the server registers (the families a real server's `/metrics` declares, with a
@@ -116,7 +116,9 @@ fn flags_and_env(help: &str) -> BTreeSet<String> {
 
 fn help(command: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let output = run_wasmpod(dir.path(), &[command, "--help"], b"");
+    let mut args: Vec<&str> = command.split(' ').collect();
+    args.push("--help");
+    let output = run_wasmpod(dir.path(), &args, b"");
     assert!(output.status.success(), "wasmpod {command} --help: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap()
 }
@@ -183,7 +185,7 @@ fn help_parsing_finds_flags_and_env_twins() {
 }
 
 /// The commands whose flags the guard reads.
-const COMMANDS: &[&str] = &["serve", "run", "compile", "autoscale", "simulate"];
+const COMMANDS: &[&str] = &["serve", "run", "compile", "autoscale", "simulate", "simulate pod"];
 
 /// Every flag and environment variable of every command is named by a test.
 #[test]

@@ -324,3 +324,129 @@ fn the_trace_flags_choose_what_is_replayed() {
         "{stderr}"
     );
 }
+
+/// A profiles file and an arrival trace for `simulate pod`: `cpu` runs 100 ms on a core and
+/// declares 50 MB; ten calls arrive at once.
+fn pod_inputs(dir: &Path) -> (String, String) {
+    let profiles = dir.join("profiles.json");
+    std::fs::write(
+        &profiles,
+        r#"{"functions": [{"name": "cpu", "p50_ms": 100, "p99_ms": 100, "min_ms": 100, "max_ms": 100,
+            "peak_memory_mb": 10, "memory_request_mb": 50, "instantiate_ms": 0.05, "cpu_share": 1.0}]}"#,
+    )
+    .unwrap();
+    let trace = dir.join("trace.csv");
+    let mut text = String::from("at_ms,function\n");
+    for _ in 0..10 {
+        text.push_str("0,cpu\n");
+    }
+    std::fs::write(&trace, text).unwrap();
+    (profiles.to_str().unwrap().to_owned(), trace.to_str().unwrap().to_owned())
+}
+
+fn pod_run(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+    let (profiles, trace) = pod_inputs(dir);
+    let mut args = vec!["simulate", "pod", "--arrivals", &trace, "--profiles", &profiles, "--json"];
+    args.extend_from_slice(extra);
+    let output = support::run_wasmpod_with(dir, &args, b"", env);
+    assert!(output.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// `simulate pod` replays a trace through one pod whose admission is set by `wasmpod serve`'s
+/// own flags (and their environment twins): each moves the result as it would move a real pod.
+#[test]
+fn simulate_pod_replays_a_trace_under_the_serve_admission_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = |json: &serde_json::Value, field: &str| json["summary"][field].clone();
+    let rejected =
+        |json: &serde_json::Value, reason: &str| json["summary"]["rejected"][reason].as_u64().unwrap();
+    // Ten 100 ms CPU calls on two cores, the default admission (8000 MB): all run at once, sharing
+    // the cores, done at 500 ms (plus instantiation).
+    let base = pod_run(dir.path(), &["--cores", "2"], &[]);
+    assert_eq!(summary(&base, "completed"), 10);
+    assert_eq!(base["calls"].as_array().unwrap().len(), 10);
+    let p50 = |json: &serde_json::Value| json["summary"]["latency_ms"]["p50"].as_f64().unwrap();
+    assert!((500.0..501.0).contains(&p50(&base)), "{base}");
+    // One core: twice as long.
+    let one = pod_run(dir.path(), &["--cores", "1"], &[]);
+    assert!((1000.0..1001.0).contains(&p50(&one)), "{one}");
+    // 100 MB in flight, 300 MB running plus queued: two run, four queue, four are refused.
+    let small =
+        ["--cores", "2", "--concurrent-resource-request", "100", "--queue-depth-resource-units", "300"];
+    let r = pod_run(dir.path(), &small, &[]);
+    assert_eq!((summary(&r, "completed"), rejected(&r, "queue_full")), (6.into(), 4));
+    // The same through the environment twins.
+    let env = [("CONCURRENT_RESOURCE_REQUEST", "100"), ("QUEUE_DEPTH_RESOURCE_UNITS", "300")];
+    assert_eq!(pod_run(dir.path(), &["--cores", "2"], &env)["summary"], r["summary"]);
+    // A 150 ms queue timeout: the queued calls behind the first pair time out.
+    let mut timed = small.to_vec();
+    timed.extend(["--queue-timeout", "0.15"]);
+    let r = pod_run(dir.path(), &timed, &[]);
+    assert_eq!((rejected(&r, "timeout"), rejected(&r, "queue_full")), (2, 4), "{}", r["summary"]);
+    // A 25 MB real-memory budget under a 1000 MB admission: the third call's memory would pass it.
+    let r = pod_run(
+        dir.path(),
+        &["--cores", "2", "--concurrent-resource-request", "1000", "--memory-budget", "25"],
+        &[],
+    );
+    assert!(rejected(&r, "memory_pressure") > 0, "{}", r["summary"]);
+    // A learned weight of 10 x 1.25 MB per call after 20 calls changes nothing for ten calls.
+    let learned = pod_run(dir.path(), &["--cores", "2", "--admission-weight", "learned", "--seed", "9"], &[]);
+    assert_eq!(summary(&learned, "completed"), 10);
+    // Without admission every call runs at once.
+    let r = pod_run(
+        dir.path(),
+        &[
+            "--cores",
+            "2",
+            "--no-admission",
+            "--memory-high-water-percent",
+            "50",
+            "--tenant-max-inflight-mb",
+            "100",
+            "--tenant-max-queued-mb",
+            "100",
+            "--default-memory-request",
+            "8",
+        ],
+        &[],
+    );
+    assert_eq!(summary(&r, "completed"), 10);
+    // The tenant caps are the serve flags': 100 MB of one tenant in flight, 100 MB queued.
+    let r = pod_run(
+        dir.path(),
+        &["--cores", "2", "--tenant-max-inflight-mb", "100", "--tenant-max-queued-mb", "100"],
+        &[],
+    );
+    assert_eq!(summary(&r, "completed"), 4, "{}", r["summary"]);
+    // --out writes what --json prints.
+    let out = dir.path().join("out.json");
+    let printed = pod_run(dir.path(), &["--cores", "2", "--out", out.to_str().unwrap()], &[]);
+    let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(written, printed);
+    assert_eq!(printed, base);
+}
+
+/// Bad input to `simulate pod` is refused, naming the file, line and field (or the flag).
+#[test]
+fn simulate_pod_names_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let (profiles, trace) = pod_inputs(dir.path());
+    let run = |args: &[&str]| {
+        let mut full = vec!["simulate", "pod", "--profiles", &profiles];
+        full.extend_from_slice(args);
+        let output = run_wasmpod(dir.path(), &full, b"");
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    std::fs::write(&trace, "at_ms,function\n0,cpu\n12,nope\n").unwrap();
+    let stderr = run(&["--arrivals", &trace]);
+    assert!(stderr.contains(&format!("{trace}:3: field \"function\": no profile for \"nope\"")), "{stderr}");
+    std::fs::write(&trace, "at_ms,function\nlater,cpu\n").unwrap();
+    let stderr = run(&["--arrivals", &trace]);
+    assert!(stderr.contains(&format!("{trace}:2: field \"at_ms\"")), "{stderr}");
+    std::fs::write(&trace, "at_ms,function\n0,cpu\n").unwrap();
+    let stderr = run(&["--arrivals", &trace, "--resource-utilization-threshold", "1"]);
+    assert!(stderr.contains("--resource-utilization-threshold: the CPU gate is not modelled"), "{stderr}");
+}
