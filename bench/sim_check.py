@@ -301,6 +301,7 @@ def run_real(args, work, config, cache, targets, trace, name):
             done.wait(0.1)
 
     try:
+        warm_up(base)
         before = metrics(base)
         out_csv = os.path.join(work, name + "-real.csv")
         sampler = threading.Thread(target=sample, daemon=True)
@@ -329,6 +330,17 @@ def run_real(args, work, config, cache, targets, trace, name):
     summary["mean_queued"] = sum(inside) / len(inside) if inside else 0.0
     summary["refused"] = refused
     return {"summary": summary, "calls": calls}
+
+
+def warm_up(base):
+    """A few calls of each function, one at a time, so the pod's first calls (fresh pool slots,
+    first page faults) are not part of the trace: the simulated pod is warm from the start."""
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    for _, guest, query, declared, _ in MIX:
+        for _ in range(3):
+            request(conn, f"/{guest}" + (f"?{query}" if query else ""), {"Memory-Request": str(declared)})
+    conn.close()
 
 
 def run_sim(args, trace, profiles_path, work, name):

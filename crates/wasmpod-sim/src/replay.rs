@@ -114,7 +114,7 @@ pub fn replay(
         });
     }
     // An infinite budget is none (`--no-admission` without `--memory-budget`).
-    if !(pod.memory_budget_mb > 0.0) {
+    if pod.memory_budget_mb.is_nan() || pod.memory_budget_mb <= 0.0 {
         return Err(SimError::Setting {
             name: "--memory-budget",
             reason: format!("{} is not a positive number", pod.memory_budget_mb),
