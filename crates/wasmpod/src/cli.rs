@@ -47,7 +47,7 @@ enum Command {
     /// Scale a Kubernetes Deployment of wasmpod pods on the declared memory of their requests.
     Autoscale(autoscale::AutoscaleArgs),
     /// Simulate a cluster in virtual time and compare scaling policies on one workload.
-    Simulate(crate::simulate::SimulateArgs),
+    Simulate(Box<crate::simulate::SimulateArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -515,7 +515,7 @@ impl Cli {
             Command::Run(args) => run_once(args).await,
             Command::Compile(args) => compile(args),
             Command::Autoscale(args) => autoscale::autoscale(args).await,
-            Command::Simulate(args) => crate::simulate::simulate(args),
+            Command::Simulate(args) => crate::simulate::simulate(*args),
         }
     }
 }
