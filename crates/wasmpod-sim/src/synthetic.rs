@@ -366,6 +366,8 @@ mod tests {
             name: name.into(),
             p50_ms,
             p99_ms: p50_ms * 1.1,
+            min_ms: None,
+            max_ms: None,
             peak_memory_mb,
             memory_request_mb: peak_memory_mb * 1.2,
             instantiate_ms,
