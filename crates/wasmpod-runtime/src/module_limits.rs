@@ -48,6 +48,19 @@ impl ModuleLimits {
     /// read (a function section states its count), so this costs microseconds; bytes that do not
     /// parse are left for the compiler, which names what is wrong.
     pub fn check_bytes(&self, bytes: &[u8]) -> Result<(), String> {
+        // WAT text (served and uploaded as readily as binary) is counted in its binary form.
+        let text_as_binary;
+        let bytes = if bytes.starts_with(b"\0asm") {
+            bytes
+        } else {
+            match wat::parse_bytes(bytes) {
+                Ok(binary) => {
+                    text_as_binary = binary;
+                    &text_as_binary[..]
+                }
+                Err(_) => return Ok(()),
+            }
+        };
         let mut functions: u64 = 0;
         for payload in wasmparser::Parser::new(0).parse_all(bytes) {
             match payload {
@@ -81,6 +94,14 @@ mod tests {
         assert_eq!(limits.check_bytes(&module_with(10)), Ok(()));
         let refused = limits.check_bytes(&module_with(11)).unwrap_err();
         assert!(refused.contains("defines 11 functions, over the limit of 10"), "{refused}");
+    }
+
+    /// WAT text is held to the same limit as the binary it stands for.
+    #[test]
+    fn wat_text_is_counted_too() {
+        let limits = ModuleLimits { max_functions: 2, ..ModuleLimits::default() };
+        let refused = limits.check_bytes(b"(module (func) (func) (func))").unwrap_err();
+        assert!(refused.contains("defines 3 functions"), "{refused}");
     }
 
     /// A component's core modules count together: splitting code across them does not escape.
