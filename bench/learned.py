@@ -15,13 +15,12 @@ throughput (2xx per second), p50/p99 of the 2xx, 503s, and requests lost to memo
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
+
+from benchlib import clean_env, metrics, serve, stop
 
 # (name, MiB used, ms held, MB declared): 2x to 10x over-declared.
 MIX = [
@@ -115,42 +114,8 @@ def merged(summary, key):
 
 
 def start_server(args, work, config, flags, name):
-    log_path = os.path.join(work, name + ".log")
-    log = open(log_path, "w")  # exists before the child starts
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WASMPOD_")}
-    env["RUST_LOG"] = "warn"
-    server = subprocess.Popen([args.wasmpod, "serve", "-c", config, "-l", "127.0.0.1:0",
-                               "--drain-seconds", "0"] + flags,
-                              stdout=subprocess.PIPE, stderr=log, text=True, env=env)
-    for line in server.stdout:
-        m = re.match(r"Ready: serving on (http://\S+)", line)
-        if m:
-            threading.Thread(target=server.stdout.read, daemon=True).start()
-            return server, m.group(1)
-    stop(server)
-    sys.exit(f"wasmpod did not start:\n{open(log_path).read()}")
-
-
-def stop(server):
-    server.terminate()
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-
-
-def metrics(base):
-    text = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("wasmpod_"):
-            key, _, value = line.rpartition(" ")
-            try:
-                out[key] = float(value)
-            except ValueError:
-                pass
-    return out
+    serve_args = ["-c", config, "-l", "127.0.0.1:0", "--drain-seconds", "0"] + flags
+    return serve(args.wasmpod, serve_args, os.path.join(work, name + ".log"), clean_env())
 
 
 def read_vmhwm(pid):

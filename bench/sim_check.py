@@ -21,14 +21,14 @@ import csv
 import json
 import os
 import random
-import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import http.client
-import urllib.request
+
+from benchlib import clean_env, metrics, serve, stop
 
 # The mix: (name, guest, query, Memory-Request MB, weight). CPU-bound calls of two sizes, a
 # memory hog, a call that waits (sleep: holds its admission units, not a core) and hello.
@@ -125,44 +125,8 @@ def main():
 # ---- the real pod ----
 
 def start_server(args, work, config, cache, name):
-    log_path = os.path.join(work, name + ".log")
-    log = open(log_path, "w")  # exists before the child starts
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("WASMPOD_") and k not in ("CONCURRENT_RESOURCE_REQUEST", "QUEUE_DEPTH_RESOURCE_UNITS",
-                                                          "RESOURCE_UTILIZATION_THRESHOLD")}
-    env["RUST_LOG"] = "warn"
-    server = subprocess.Popen([args.wasmpod, "serve", "-c", config, "-l", "127.0.0.1:0", "--drain-seconds", "0",
-                               "--cache-dir", cache] + POD_FLAGS,
-                              stdout=subprocess.PIPE, stderr=log, text=True, env=env)
-    for line in server.stdout:
-        m = re.match(r"Ready: serving on (http://\S+)", line)
-        if m:
-            threading.Thread(target=server.stdout.read, daemon=True).start()
-            return server, m.group(1)
-    stop(server)
-    sys.exit(f"wasmpod did not start:\n{open(log_path).read()}")
-
-
-def stop(server):
-    server.terminate()
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-
-
-def metrics(base):
-    text = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("wasmpod_"):
-            key, _, value = line.rpartition(" ")
-            try:
-                out[key] = float(value)
-            except ValueError:
-                pass
-    return out
+    serve_args = ["-c", config, "-l", "127.0.0.1:0", "--drain-seconds", "0", "--cache-dir", cache] + POD_FLAGS
+    return serve(args.wasmpod, serve_args, os.path.join(work, name + ".log"), clean_env())
 
 
 def labelled(m, family, **labels):

@@ -18,6 +18,8 @@ import threading
 import time
 import urllib.request
 
+from benchlib import stop
+
 FUNCTIONS = ["genpdf", "imageblur", "json-compression", "rsa-keygen", "scrypt"]
 # Used when no profiles file exists yet: MB per function, and p50 ms at full size.
 FALLBACK_MEMORY_MB = {f: 128 for f in FUNCTIONS}
@@ -191,15 +193,6 @@ def start_server(args, work, folder, flags, name):
             break
     stop(server)
     sys.exit(f"wasmpod did not start:\n{open(log_path).read()}")
-
-
-def stop(server):
-    server.terminate()
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
 
 
 def post(url, body, headers):
