@@ -36,7 +36,8 @@ def main():
     ap.add_argument("--wasmpod", required=True)
     ap.add_argument("--loadgen", required=True)
     ap.add_argument("--hog", required=True, help="the hog guest (.wasm)")
-    ap.add_argument("--rate", type=float, default=150.0, help="arrivals per second")
+    ap.add_argument("--rates", default="80,150",
+                    help="arrivals per second, comma-separated: each rate runs all three settings")
     ap.add_argument("--duration", type=float, default=20.0, help="seconds of arrivals per setting")
     ap.add_argument("--out", required=True, help="result file prefix (.md and .json are added)")
     ap.add_argument("--commit", default="unknown")
@@ -53,20 +54,25 @@ def main():
     with tempfile.TemporaryDirectory(prefix="wasmpod-learned-") as work:
         config = os.path.join(work, "modules.toml")
         with open(config, "w") as f:
-            f.write(f'[[module]]\nroute = "/hog"\nmodule = "{args.hog}"\n')
+            # One function per route (the same guest file): weights are learned per function, so
+            # three query shapes of one route would share one weight, the largest one's.
+            for name, _, _, _ in MIX:
+                f.write(f'[[module]]\nroute = "/{name}"\nmodule = "{args.hog}"\n\n')
         targets = os.path.join(work, "targets.json")
         with open(targets, "w") as f:
-            json.dump([{"name": name, "method": "GET", "path": f"/hog?mb={mb}&ms={ms}",
+            json.dump([{"name": name, "method": "GET", "path": f"/{name}?mb={mb}&ms={ms}",
                         "headers": {"Memory-Request": str(declared)}}
                        for name, mb, ms, declared in MIX], f)
-        for i, (label, flags) in enumerate(settings):
-            print(f"run {i + 1}/{len(settings)}: {label}, {args.rate:g} req/s for {args.duration:g} s",
-                  file=sys.stderr)
-            results.append(dict(label=label, flags=flags + common,
-                                **one_run(args, work, config, targets, flags + common, f"run{i}")))
+        rates = [float(r) for r in args.rates.split(",") if r.strip()]
+        runs = [(rate, label, flags) for rate in rates for label, flags in settings]
+        for i, (rate, label, flags) in enumerate(runs):
+            print(f"run {i + 1}/{len(runs)}: {label}, {rate:g} req/s for {args.duration:g} s "
+                  f"(load average {os.getloadavg()[0]:.2f})", file=sys.stderr)
+            results.append(dict(label=label, rate=rate, flags=flags + common,
+                                **one_run(args, rate, work, config, targets, flags + common, f"run{i}")))
 
     report = {"commit": args.commit, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "rate": args.rate, "duration_s": args.duration, "budget_mb": BUDGET_MB,
+              "rates": rates, "loadavg_end": list(os.getloadavg()), "duration_s": args.duration, "budget_mb": BUDGET_MB,
               "mix": [dict(name=n, used_mb=mb, held_ms=ms, declared_mb=d) for n, mb, ms, d in MIX],
               "runs": results}
     with open(args.out + ".json", "w") as f:
@@ -76,7 +82,7 @@ def main():
     print(open(args.out + ".md").read())
 
 
-def one_run(args, work, config, targets, flags, name):
+def one_run(args, rate, work, config, targets, flags, name):
     server, base = start_server(args, work, config, flags, name)
     try:
         # Warm-up at a low rate: 25 requests per function so each has a learned weight.
@@ -87,7 +93,7 @@ def one_run(args, work, config, targets, flags, name):
         warm = json.loads(warm.stdout)
         before = metrics(base)
         out = subprocess.run([args.loadgen, "--base", base, "--targets", targets,
-                              "--rate", f"{args.rate:g}", "--duration", f"{args.duration:g}",
+                              "--rate", f"{rate:g}", "--duration", f"{args.duration:g}",
                               "--seed", "7", "--timeout", "60"],
                              check=True, capture_output=True, text=True)
         after = metrics(base)
@@ -130,28 +136,30 @@ def read_vmhwm(pid):
 
 
 def markdown(report):
-    base = next(r for r in report["runs"] if r["label"] == "declared")
+    rates = ", ".join(f"{r:g}" for r in report["rates"])
     lines = [
         f"# Learned admission weights on a real pod (commit {report['commit']}, {report['date']})",
         "",
-        f"Open loop, {report['rate']:g} req/s for {report['duration_s']:g} s per setting, one pod, "
-        f"real-memory budget {report['budget_mb']} MB in every setting. The mix (each function "
-        "declares 2-10x what it uses):",
+        f"Open loop at {rates} req/s, {report['duration_s']:g} s per setting, one pod, "
+        f"real-memory budget {report['budget_mb']} MB in every setting; load average at the end "
+        f"{' '.join(f'{x:.2f}' for x in report['loadavg_end'])}. The mix (three functions, one "
+        "route each, on the hog guest; each declares 2-10x what it uses):",
         "",
         "| function | uses (MiB) | holds it (ms) | declares (MB) |",
         "|---|---|---|---|",
     ]
     for m in report["mix"]:
         lines.append(f"| {m['name']} | {m['used_mb']} | {m['held_ms']} | {m['declared_mb']} |")
-    lines += ["", "| admission | 2xx/s | vs declared | p50 ms | p99 ms | 503s | lost to memory pressure | peak RSS MB |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| offered req/s | admission | 2xx/s | vs declared | p50 ms | p99 ms | 503s | lost to memory pressure | peak RSS MB |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in report["runs"]:
+        base = next(b for b in report["runs"] if b["label"] == "declared" and b["rate"] == r["rate"])
         ratio = r["goodput_rps"] / base["goodput_rps"] if base["goodput_rps"] else float("nan")
         p50 = "-" if r["p50_ms"] is None else f"{r['p50_ms']:.0f}"
         p99 = "-" if r["p99_ms"] is None else f"{r['p99_ms']:.0f}"
-        lines.append(f"| {r['label']} | {r['goodput_rps']:.1f} | {ratio:.2f}x | {p50} | {p99} | "
+        lines.append(f"| {r['rate']:g} | {r['label']} | {r['goodput_rps']:.1f} | {ratio:.2f}x | {p50} | {p99} | "
                      f"{r['statuses'].get('503', 0)} | {r['pressure_503']:.0f} | {r['peak_rss_mb']:.0f} |")
-    learned = next(r for r in report["runs"] if r["label"] == "learned")
+    learned = next(r for r in reversed(report["runs"]) if r["label"] == "learned")
     if learned["learned_weights"]:
         lines += ["", "Learned weights (MB): " + ", ".join(
             f"{k.split('=')[-1].rstrip('}')} {v:.0f}" for k, v in sorted(learned["learned_weights"].items()))]
