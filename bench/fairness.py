@@ -16,12 +16,13 @@ import argparse
 import csv
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+
+from benchlib import clean_env, serve, stop
 
 
 def main():
@@ -54,7 +55,7 @@ def main():
         for name, target in targets.items():
             with open(os.path.join(work, name + ".json"), "w") as out:
                 json.dump(target, out)
-        server, base, log = start_server(args, work, folder)
+        server, base = start_server(args, work, folder)
         try:
             b_alone, b_flood, a_status, b_bad = [], [], {}, {}
             for round_ in range(args.rounds):
@@ -75,8 +76,7 @@ def main():
                         else:
                             b_bad[status] = b_bad.get(status, 0) + 1
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            stop(server)
         alone = percentiles(b_alone)
         flooded = percentiles(b_flood)
         report = {
@@ -99,24 +99,12 @@ def main():
 
 
 def start_server(args, work, folder):
-    """Starts `wasmpod serve` on 127.0.0.1:0 (its log file created first) and waits for its
-    Ready line."""
-    log_path = os.path.join(work, "server.log")
-    log = open(log_path, "w")
-    server = subprocess.Popen(
-        [args.wasmpod, "serve", folder, "-l", "127.0.0.1:0",
-         "--concurrent-resource-request", "1000", "--queue-depth-resource-units", "2000",
-         "--tenant-max-inflight-mb", "500", "--tenant-max-queued-mb", "200"],
-        stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "RUST_LOG": "warn"})
-    deadline = time.monotonic() + 120
-    for line in server.stdout:
-        m = re.match(r"Ready: serving on (http://\S+)", line)
-        if m:
-            return server, m.group(1), log
-        if time.monotonic() > deadline:
-            break
-    server.kill()
-    sys.exit(f"wasmpod did not start; its log:\n{open(log_path).read()}")
+    """Starts `wasmpod serve` on 127.0.0.1:0 and waits for its Ready line."""
+    return serve(args.wasmpod,
+                 [folder, "-l", "127.0.0.1:0",
+                  "--concurrent-resource-request", "1000", "--queue-depth-resource-units", "2000",
+                  "--tenant-max-inflight-mb", "500", "--tenant-max-queued-mb", "200"],
+                 os.path.join(work, "server.log"), clean_env(), timeout=120)
 
 
 def loadgen(args, work, base, name, rate, phase, seed):

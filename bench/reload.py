@@ -16,13 +16,13 @@ import argparse
 import http.client
 import json
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+
+from benchlib import clean_env, serve, stop
 
 WAT = """(module
   (import "wasi_snapshot_preview1" "fd_write"
@@ -59,23 +59,14 @@ def write_atomically(folder, name, version):
 
 
 def start_server(args, work, folder, size):
-    """Starts `wasmpod serve` on 127.0.0.1:0 (its log file created first) and waits for its
-    Ready line."""
-    log_path = os.path.join(work, f"server-{size}.log")
-    log = open(log_path, "w")
-    server = subprocess.Popen(
-        [args.wasmpod, "serve", folder, "-l", "127.0.0.1:0", "--compile-threads", "1"],
-        stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "RUST_LOG": "info"})
+    """Starts `wasmpod serve` on 127.0.0.1:0 and waits for its Ready line: (process, (host, port),
+    seconds to ready)."""
     started = time.monotonic()
-    deadline = started + 600
-    for line in server.stdout:
-        m = re.match(r"Ready: serving on http://([\d.]+):(\d+)", line)
-        if m:
-            return server, (m.group(1), int(m.group(2))), time.monotonic() - started
-        if time.monotonic() > deadline:
-            break
-    server.kill()
-    sys.exit(f"wasmpod did not start; its log:\n{open(log_path).read()}")
+    server, base = serve(args.wasmpod, [folder, "-l", "127.0.0.1:0", "--compile-threads", "1"],
+                         os.path.join(work, f"server-{size}.log"), {**clean_env(), "RUST_LOG": "info"},
+                         timeout=600)
+    host, _, port = base.removeprefix("http://").rpartition(":")
+    return server, (host, int(port)), time.monotonic() - started
 
 
 def get(conn, path):
@@ -155,8 +146,7 @@ def main():
             conn.close()
     finally:
         for s in servers.values():
-            s["server"].terminate()
-            s["server"].wait()
+            stop(s["server"])
         shutil.rmtree(work, ignore_errors=True)
 
     result = {"commit": args.commit, "build": args.build, "rounds": args.rounds,

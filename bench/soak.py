@@ -20,10 +20,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
+
+from benchlib import clean_env, serve, stop
 
 # The served folder: route name -> guest file under target/guests/wasm32-wasip1/release.
 GUESTS = {"hello": "hello.wasm", "cpu": "cpu.wasm", "hog": "hog.wasm", "trap": "trap.wasm",
@@ -258,36 +259,17 @@ def reload(base, folder, version, at):
 
 
 def start_server(args, work, folder):
-    """Starts `wasmpod serve FOLDER` on 127.0.0.1:0 and waits for its Ready line."""
+    """Starts `wasmpod serve FOLDER` on 127.0.0.1:0 (logging at info, which the log summary
+    reads) and waits for its Ready line."""
     log_path = os.path.join(work, "server.log")
-    log = open(log_path, "w")  # exists before the child starts
-    env = dict(os.environ, RUST_LOG="info")
     flags = ["--concurrent-resource-request", str(CAPACITY_MB),
              "--queue-depth-resource-units", str(QUEUE_DEPTH_MB),
              "--tenant-max-inflight-mb", str(TENANT_INFLIGHT_MB),
              "--tenant-max-queued-mb", str(TENANT_QUEUED_MB),
              "--timeout", "30", "--drain-seconds", "0"]
-    server = subprocess.Popen([args.wasmpod, "serve", folder, "-l", "127.0.0.1:0"] + flags,
-                              stdout=subprocess.PIPE, stderr=log, text=True, env=env)
-    deadline = time.monotonic() + 600
-    for line in server.stdout:
-        m = re.match(r"Ready: serving on (http://\S+)", line)
-        if m:
-            threading.Thread(target=server.stdout.read, daemon=True).start()
-            return server, m.group(1), log_path
-        if time.monotonic() > deadline:
-            break
-    stop(server)
-    sys.exit(f"wasmpod did not start:\n{open(log_path).read()}")
-
-
-def stop(server):
-    server.terminate()
-    try:
-        server.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
+    server, base = serve(args.wasmpod, [folder, "-l", "127.0.0.1:0"] + flags, log_path,
+                         {**clean_env(), "RUST_LOG": "info"}, timeout=600)
+    return server, base, log_path
 
 
 def scrape(base):

@@ -287,8 +287,8 @@ def svg(report):
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="sans-serif" font-size="11">',
            f'<rect width="{width}" height="{height}" fill="white"/>',
-           f'<text x="10" y="20" font-size="14">Wasabi mix: admission memory (lines, left axis, MB) '
-           f'and request latency (dots, right axis, s) over time</text>']
+           '<text x="10" y="20" font-size="14">Wasabi mix: admission memory (lines, left axis, MB) '
+           'and request latency (dots, right axis, s) over time</text>']
     t_max = max([report["duration_s"]] + [r["requests"][-1][0] if r["requests"] else 0 for r in runs]
                 + [s["t"] for r in runs for s in r["samples"]]) or 1
     mem_max = max([1.0] + [max(s.get("wasmpod_inflight_memory_mb", 0), s.get("wasmpod_queued_memory_mb", 0))
