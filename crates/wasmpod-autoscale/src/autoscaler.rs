@@ -1,4 +1,5 @@
-//! The decider: Knative's KPA rules, applied to declared memory, one decision per call.
+//! The decider: Knative's KPA rules, applied to declared memory (and, as a wasmpod extension, to
+//! CPU in use), one decision per call.
 
 use std::fmt;
 use std::time::Duration;
@@ -20,6 +21,9 @@ pub struct Autoscaler {
     stable_memory: Window,
     panic_memory: Window,
     stable_concurrency: Window,
+    /// Cores in use, for the CPU rule (recorded by [`Autoscaler::record_cpu`]).
+    stable_cpu: Window,
+    panic_cpu: Window,
     /// Since when the service is panicking: the last decision that was over the threshold.
     panic_since: Option<Duration>,
     /// The highest decision made during the current panic; a panic never decides fewer pods.
@@ -46,6 +50,13 @@ pub struct Decision {
     pub stable_concurrency: f64,
     /// MB per pod the decision aims for.
     pub target_mb: f64,
+    /// Average cores in use over the stable window (0 when nothing was recorded with
+    /// [`Autoscaler::record_cpu`]).
+    pub stable_cores: f64,
+    /// Average cores in use over the panic window.
+    pub panic_cores: f64,
+    /// Cores per pod the CPU rule aims for; `None` when the CPU rule is off.
+    pub target_cores: Option<f64>,
     /// Pods the stable window asks for, after the concurrency override and the rate limits.
     pub desired_stable: u32,
     /// Pods the panic window asks for, after the rate limits.
@@ -65,6 +76,9 @@ pub struct Decision {
 pub enum Rule {
     /// `ceil(stable MB / target)`, unchanged.
     Observed,
+    /// The CPU rule: `ceil(stable cores / CPU target)` asked for more pods than the memory rule
+    /// (a wasmpod extension over Wasabi; only with [`Settings::cpu_limit_cores`]).
+    Cpu,
     /// Requests but no memory: one pod rather than zero (or memory but no requests: zero rather
     /// than one).
     ConcurrencyOverride,
@@ -113,6 +127,8 @@ impl Autoscaler {
             stable_memory: Window::new(buckets(settings.stable_window)),
             panic_memory: Window::new(buckets(settings.panic_window)),
             stable_concurrency: Window::new(buckets(settings.stable_window)),
+            stable_cpu: Window::new(buckets(settings.stable_window)),
+            panic_cpu: Window::new(buckets(settings.panic_window)),
             panic_since: None,
             max_panic_pods: 0,
             delay: delay_window(&settings),
@@ -152,9 +168,11 @@ impl Autoscaler {
         if old.stable_window != settings.stable_window {
             self.stable_memory = Window::new(buckets(settings.stable_window));
             self.stable_concurrency = Window::new(buckets(settings.stable_window));
+            self.stable_cpu = Window::new(buckets(settings.stable_window));
         }
         if old.panic_window != settings.panic_window {
             self.panic_memory = Window::new(buckets(settings.panic_window));
+            self.panic_cpu = Window::new(buckets(settings.panic_window));
         }
         if old.scale_down_delay != settings.scale_down_delay {
             self.delay = delay_window(&settings);
@@ -174,12 +192,30 @@ impl Autoscaler {
         self.stable_concurrency.record(bucket, concurrency);
     }
 
+    /// Records the CPU in use at `now`, in cores, summed over the service's pods (each pod's
+    /// `wasmpod_cpu_utilization_cores`), for the CPU rule ([`Settings::cpu_limit_cores`]). Call it
+    /// next to [`record`](Self::record), in the same second; readings in the same second add up,
+    /// and a negative or non-finite value counts as 0. Without a CPU limit in the settings the
+    /// readings are kept (the decision reports their averages) but decide nothing.
+    ///
+    /// A saturated pod reports at most its limit, and calls it holds back (queued) use no CPU:
+    /// the CPU rule sees such demand only as pods at their limit, and asks for `1 / utilization`
+    /// times those pods at each decision until they are no longer saturated. Queued calls show
+    /// in the memory rule, which counts declared MB running plus queued.
+    pub fn record_cpu(&mut self, now: Duration, cores: f64) {
+        let bucket = bucket(now);
+        let cores = sanitize(cores);
+        self.stable_cpu.record(bucket, cores);
+        self.panic_cpu.record(bucket, cores);
+    }
+
     /// Decides how many pods the service should have at `now`, given its `ready_pods`.
     ///
     /// Returns `None` when nothing was recorded for more than a stable window: there is no data to
     /// decide on, and the caller keeps the current scale (Knative does the same).
     ///
-    /// The rules, in order: `ceil(average / target)` for both windows; the concurrency override
+    /// The rules, in order: `ceil(average / target)` for both windows (with a CPU limit set, the
+    /// larger of the memory and the CPU count, for each window); the concurrency override
     /// between zero and one pod; the rate limits relative to `max(1, ready)`; panic mode; the
     /// scale-down delay; the min/max bounds; scale to zero after the grace period.
     pub fn decide(&mut self, now: Duration, ready_pods: u32) -> Option<Decision> {
@@ -192,12 +228,25 @@ impl Autoscaler {
         let panic_mb = self.panic_memory.average(bucket);
         let stable_concurrency = self.stable_concurrency.average(bucket);
         let target_mb = settings.target_mb();
+        let stable_cores = self.stable_cpu.average(bucket);
+        let panic_cores = self.panic_cpu.average(bucket);
+        let target_cores = settings.cpu_target_cores();
         // Zero ready pods count as one, so that the rates still allow a scale from zero.
         let ready = f64::from(ready_pods.max(1));
 
         let mut rule = Rule::Observed;
         let mut stable_pods = (stable_mb / target_mb).ceil();
-        let panic_pods = (panic_mb / target_mb).ceil();
+        let mut panic_pods = (panic_mb / target_mb).ceil();
+        if let Some(target_cores) = target_cores {
+            // The larger of the two metrics' counts, for each window (Kubernetes' HPA rule for
+            // several metrics); the rules below apply to the result as they do to memory alone.
+            let cpu_stable = (stable_cores / target_cores).ceil();
+            if cpu_stable > stable_pods {
+                stable_pods = cpu_stable;
+                rule = Rule::Cpu;
+            }
+            panic_pods = panic_pods.max((panic_cores / target_cores).ceil());
+        }
         if stable_pods == 0.0 && stable_concurrency > 0.0 {
             stable_pods = 1.0;
             rule = Rule::ConcurrencyOverride;
@@ -282,6 +331,9 @@ impl Autoscaler {
             panic_mb,
             stable_concurrency,
             target_mb,
+            stable_cores,
+            panic_cores,
+            target_cores,
             desired_stable,
             desired_panic,
             panicking: self.panic_since.is_some(),
@@ -339,7 +391,15 @@ impl fmt::Display for Decision {
             self.target_mb,
             if self.panicking { "yes" } else { "no" },
             self.excess_burst_capacity
-        )
+        )?;
+        if let Some(target) = self.target_cores {
+            write!(
+                f,
+                " cpu stable {:.2} panic {:.2} target {:.2} cores",
+                self.stable_cores, self.panic_cores, target
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -347,6 +407,7 @@ impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Rule::Observed => "observed",
+            Rule::Cpu => "cpu",
             Rule::ConcurrencyOverride => "concurrency override",
             Rule::ScaleUpRate => "scale-up rate",
             Rule::ScaleDownRate => "scale-down rate",

@@ -25,6 +25,10 @@ pub enum SettingsError {
     /// The target utilization is a share of capacity.
     #[error("target_utilization = {0}: must be in (0, 1]")]
     Utilization(f64),
+    /// The CPU rule's utilization must leave headroom: at 1 a saturated pod, which reports at most
+    /// its limit, would never ask for another pod.
+    #[error("cpu_target_utilization = {0}: must be in (0, 1) (below 1, or saturated pods never scale out)")]
+    CpuUtilization(f64),
     /// The target burst capacity is a number of MB, or -1 for "always buffered".
     #[error("target_burst_capacity_mb = {0}: must be 0 or more, or -1 (buffer always in the path)")]
     BurstCapacity(f64),

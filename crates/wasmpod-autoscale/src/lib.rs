@@ -32,6 +32,20 @@
 //!   and -1 "buffer always in the path" (EBC -1). Below zero, Knative would put its activator in
 //!   the request path.
 //!
+//! # The CPU rule (a wasmpod extension over Wasabi)
+//!
+//! Declared memory cannot see CPU: compute-bound functions that declare little memory fill a
+//! pod's cores long before its memory target, and a memory-scaled service settles on saturated
+//! pods. With [`Settings::cpu_limit_cores`] set (off by default), the autoscaler also averages the
+//! cores in use ([`Autoscaler::record_cpu`], the pods' `wasmpod_cpu_utilization_cores` summed)
+//! over the same windows, and each window asks for the larger of `ceil(MB / target MB)` and
+//! `ceil(cores / (limit x cpu_target_utilization))` (0.70 by default,
+//! [`DEFAULT_CPU_TARGET_UTILIZATION`]), as Kubernetes' HPA takes the largest of several metrics.
+//! The concurrency override, rates, panic, delay, bounds and scale to zero then apply unchanged.
+//! A saturated pod reports at most its limit, so a saturated service asks for `1 / utilization`
+//! times its pods at each decision until its pods have headroom again. With the CPU rule off,
+//! the decisions are Knative-Wasabi's exactly.
+//!
 //! Call [`Autoscaler::record`] once per second and [`Autoscaler::decide`] every
 //! [`TICK_INTERVAL`] (2 s):
 //!
@@ -72,9 +86,9 @@ pub use autoscaler::{Autoscaler, Decision, Rule};
 pub use error::SettingsError;
 pub use sample::Sample;
 pub use settings::{
-    Settings, BUCKET, DEFAULT_MAX_SCALE, DEFAULT_MAX_SCALE_DOWN_RATE, DEFAULT_MAX_SCALE_UP_RATE,
-    DEFAULT_MIN_SCALE, DEFAULT_PANIC_THRESHOLD, DEFAULT_PANIC_WINDOW, DEFAULT_SCALE_DOWN_DELAY,
-    DEFAULT_SCALE_TO_ZERO, DEFAULT_SCALE_TO_ZERO_GRACE, DEFAULT_STABLE_WINDOW,
-    DEFAULT_TARGET_BURST_CAPACITY_MB, DEFAULT_TARGET_UTILIZATION, MAX_STABLE_WINDOW, MIN_STABLE_WINDOW,
-    TARGET_BURST_CAPACITY_ALWAYS, TICK_INTERVAL,
+    Settings, BUCKET, DEFAULT_CPU_LIMIT_CORES, DEFAULT_CPU_TARGET_UTILIZATION, DEFAULT_MAX_SCALE,
+    DEFAULT_MAX_SCALE_DOWN_RATE, DEFAULT_MAX_SCALE_UP_RATE, DEFAULT_MIN_SCALE, DEFAULT_PANIC_THRESHOLD,
+    DEFAULT_PANIC_WINDOW, DEFAULT_SCALE_DOWN_DELAY, DEFAULT_SCALE_TO_ZERO, DEFAULT_SCALE_TO_ZERO_GRACE,
+    DEFAULT_STABLE_WINDOW, DEFAULT_TARGET_BURST_CAPACITY_MB, DEFAULT_TARGET_UTILIZATION, MAX_STABLE_WINDOW,
+    MIN_STABLE_WINDOW, TARGET_BURST_CAPACITY_ALWAYS, TICK_INTERVAL,
 };

@@ -70,6 +70,15 @@ pub const DEFAULT_SCALE_TO_ZERO_GRACE: Duration = Duration::from_secs(30);
 /// that much time before (Knative's `scale-down-delay`), to ride out short dips.
 pub const DEFAULT_SCALE_DOWN_DELAY: Duration = Duration::ZERO;
 
+/// Default CPU limit of one pod for the CPU rule: none, so the CPU rule is off and the algorithm
+/// is Knative-Wasabi's, on memory alone. The CPU rule is a wasmpod extension over Wasabi.
+pub const DEFAULT_CPU_LIMIT_CORES: Option<f64> = None;
+
+/// Default share of a pod's CPU limit the CPU rule aims for (the same 70% headroom as memory).
+/// It must stay below 1: a saturated pod reports at most its limit, so only a target below the
+/// limit makes a saturated service ask for more pods (`1 / utilization` times its pods).
+pub const DEFAULT_CPU_TARGET_UTILIZATION: f64 = 0.70;
+
 /// Default lower bound on the decision: zero pods (Knative's `min-scale`).
 pub const DEFAULT_MIN_SCALE: u32 = 0;
 
@@ -119,6 +128,15 @@ pub struct Settings {
     pub scale_down_delay: Duration,
     /// The decision is never below this.
     pub min_scale: u32,
+    /// One pod's CPU limit in cores, which turns the CPU rule on (a wasmpod extension over
+    /// Wasabi): the decision is then the larger of `ceil(memory / target MB)` and
+    /// `ceil(cores in use / (limit x cpu_target_utilization))`, for each window, as Kubernetes'
+    /// HPA takes the largest of several metrics. `None`: memory alone, Knative-Wasabi's rules
+    /// exactly. Feed the cores with [`Autoscaler::record_cpu`](crate::Autoscaler::record_cpu).
+    pub cpu_limit_cores: Option<f64>,
+    /// The share of the CPU limit to aim for, in (0, 1): strictly below 1, or a saturated pod
+    /// (which reports at most its limit) would never ask for another.
+    pub cpu_target_utilization: f64,
     /// The decision is never above this; 0 means unbounded.
     pub max_scale: u32,
 }
@@ -144,12 +162,20 @@ impl Settings {
             scale_down_delay: DEFAULT_SCALE_DOWN_DELAY,
             min_scale: DEFAULT_MIN_SCALE,
             max_scale: DEFAULT_MAX_SCALE,
+            cpu_limit_cores: DEFAULT_CPU_LIMIT_CORES,
+            cpu_target_utilization: DEFAULT_CPU_TARGET_UTILIZATION,
         }
     }
 
     /// The target in MB per pod: the explicit target, or capacity x utilization.
     pub fn target_mb(&self) -> f64 {
         self.target_mb.unwrap_or(self.capacity_mb * self.target_utilization)
+    }
+
+    /// The CPU rule's target in cores per pod, `limit x cpu_target_utilization`; `None` when the
+    /// CPU rule is off.
+    pub fn cpu_target_cores(&self) -> Option<f64> {
+        self.cpu_limit_cores.map(|limit| limit * self.cpu_target_utilization)
     }
 
     /// The per-pod capacity that excess burst capacity counts: the capacity, or the explicit target
@@ -208,6 +234,12 @@ impl Settings {
         }
         if !whole_seconds(self.scale_down_delay) {
             return Err(SettingsError::ScaleDownDelay(self.scale_down_delay));
+        }
+        if let Some(limit) = self.cpu_limit_cores {
+            positive("cpu_limit_cores", limit)?;
+            if !(self.cpu_target_utilization > 0.0 && self.cpu_target_utilization < 1.0) {
+                return Err(SettingsError::CpuUtilization(self.cpu_target_utilization));
+            }
         }
         if self.max_scale != 0 && self.min_scale > self.max_scale {
             return Err(SettingsError::Bounds { min: self.min_scale, max: self.max_scale });
