@@ -83,6 +83,12 @@ impl CpuShare {
         Some(self.updated + (left / self.speed()).ceil() as Micros)
     }
 
+    /// The cores the running calls use now: what they want, at most the pod's cores (what the
+    /// pod's `wasmpod_cpu_utilization_cores` would read).
+    pub fn in_use(&self) -> f64 {
+        self.demand.min(self.cores).max(0.0)
+    }
+
     fn speed(&self) -> f64 {
         if self.demand <= self.cores {
             1.0
@@ -141,6 +147,17 @@ mod tests {
         pod.start(0, 1, 100, 1.0);
         pod.start(50, 2, 100, 1.0);
         assert_eq!(drain(&mut pod, 1.0), vec![(1, 150), (2, 200)]);
+    }
+
+    #[test]
+    fn cores_in_use_are_capped_at_the_pods_cores() {
+        let mut pod = CpuShare::new(2.0);
+        pod.start(0, 1, 100, 0.5);
+        assert_eq!(pod.in_use(), 0.5);
+        for id in 2..5 {
+            pod.start(0, id, 100, 1.0);
+        }
+        assert_eq!(pod.in_use(), 2.0, "3.5 cores wanted, 2 available");
     }
 
     #[test]

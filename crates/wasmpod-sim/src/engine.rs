@@ -17,7 +17,7 @@ use wasmpod_admission::{
     Admission, Admitted, BreakerConfig, Decision as AdmissionDecision, Event as AdmissionEvent, FunctionId,
     Learning, RefusalReason, Request, TenantId, TenantLimits, WeightMode,
 };
-use wasmpod_autoscale::{Autoscaler, Sample, Settings, TICK_INTERVAL};
+use wasmpod_autoscale::{Autoscaler, Sample, Settings, DEFAULT_CPU_TARGET_UTILIZATION, TICK_INTERVAL};
 
 use crate::cpu_share::CpuShare;
 use crate::error::SimError;
@@ -614,13 +614,18 @@ impl<'w> Sim<'w> {
         self.remove_if_drained(pod);
     }
 
-    /// Tells the admission core the guests' real memory (the safety net's gate reads it).
+    /// Tells the admission core the guests' real memory (the safety net's gate reads it) and,
+    /// when policies 3 and 4 have a CPU gate, the cores in use (at most the pod's: what the real
+    /// pod's sampler reads, here without its sampling delay).
     fn observe_memory(&mut self, pod: u32) {
         let p = &mut self.pods[pod as usize];
         if let Gate::Core(admission) = &mut p.gate {
             if self.policy.superpod() {
                 let guests = (p.used_mb - p.base_mb).max(0.0);
                 admission.observe_memory(duration(self.now), (guests * MB) as u64);
+                if self.cluster.superpod_cpu_gate.is_some() {
+                    admission.observe_cpu(duration(self.now), p.cpu.in_use());
+                }
             }
         }
     }
@@ -779,6 +784,7 @@ impl<'w> Sim<'w> {
                 Some(BreakerConfig {
                     capacity_units: cluster.superpod_capacity_mb,
                     queue_depth_units: cluster.superpod_queue_depth_mb,
+                    cpu_threshold: cluster.superpod_cpu_gate,
                     memory_high_water_bytes: Some(wasmpod_admission::high_water_mark(
                         budget as u64,
                         wasmpod_admission::DEFAULT_MEMORY_HIGH_WATER_PERCENT,
@@ -981,7 +987,7 @@ impl<'w> Sim<'w> {
         let mut still_active = Vec::with_capacity(self.active.len());
         let active = std::mem::take(&mut self.active);
         for service in active {
-            let sample = self.sample(service);
+            let (sample, cores) = self.sample(service);
             let s = &mut self.services[service as usize];
             if sample.concurrency > 0.0 {
                 s.last_demand = now;
@@ -999,6 +1005,7 @@ impl<'w> Sim<'w> {
             still_active.push(service);
             let autoscaler = s.autoscaler.get_or_insert_with(|| self.prototype.clone());
             autoscaler.record(duration(now), sample);
+            autoscaler.record_cpu(duration(now), cores);
             if decide {
                 let ready = self.ready_pods(service);
                 if let Some(decision) = self.services[service as usize]
@@ -1024,29 +1031,35 @@ impl<'w> Sim<'w> {
             .count()
     }
 
-    /// What a service's pods hold now: the autoscaler's input. Policies 1 and 2 scale on calls;
-    /// 3 and 4 on the admission weight of running plus queued calls. Calls held in front of the
-    /// service count as calls only (Knative's activator reports no memory).
-    fn sample(&self, service: u32) -> Sample {
+    /// What a service's pods hold now: the autoscaler's input, and the cores its pods use (each
+    /// pod's at most its limit, as its `wasmpod_cpu_utilization_cores` reads; the CPU rule, when
+    /// on, scales on them). Policies 1 and 2 scale on calls; 3 and 4 on the admission weight of
+    /// running plus queued calls (the learned weight in policy 4, as the real pod's
+    /// `wasmpod_inflight_memory_mb` reports it). Calls held in front of the service count as calls
+    /// only (Knative's activator reports no memory).
+    fn sample(&self, service: u32) -> (Sample, f64) {
         let s = &self.services[service as usize];
         let mut calls = s.front.len() as f64;
         let mut units = 0.0;
+        let mut cores = 0.0;
         for &pod in &s.pods {
             let p = &self.pods[pod as usize];
             calls += f64::from(p.calls);
+            cores += p.cpu.in_use();
             if let Gate::Core(admission) = &p.gate {
                 let snapshot = admission.snapshot();
                 units += (snapshot.in_flight_units + snapshot.queued_units) as f64;
             }
         }
-        match self.policy {
+        let sample = match self.policy {
             Policy::ContainerPerFunction | Policy::SuperpodConcurrency => {
                 Sample { memory_mb: calls, concurrency: calls }
             }
             Policy::SuperpodMemory | Policy::SuperpodLearned => {
                 Sample { memory_mb: units, concurrency: calls }
             }
-        }
+        };
+        (sample, cores)
     }
 
     // ---- the report ----
@@ -1058,7 +1071,7 @@ impl<'w> Sim<'w> {
         let used_gb_s = self.used_mb_us / 1e6 / 1024.0;
         PolicyReport {
             policy: self.policy,
-            label: self.policy.label().to_owned(),
+            label: label(self.policy, self.cluster),
             calls: self.workload.total_calls(),
             completed: self.completed,
             pod_seconds: self.pod_us / 1e6,
@@ -1101,9 +1114,27 @@ fn autoscaler_settings(policy: Policy, cluster: &ClusterConfig) -> Settings {
         Policy::SuperpodMemory | Policy::SuperpodLearned => Settings {
             target_mb: Some(cluster.superpod_target_mb),
             target_burst_capacity_mb: cluster.superpod_burst_mb,
+            cpu_limit_cores: cluster.superpod_cpu_scaling.then_some(cluster.superpod_cpu),
+            cpu_target_utilization: DEFAULT_CPU_TARGET_UTILIZATION,
             ..Settings::with_capacity(cluster.superpod_capacity_mb as f64)
         },
     }
+}
+
+/// The policy's label in the report, naming the scaling rule and the CPU gate that ran.
+fn label(policy: Policy, cluster: &ClusterConfig) -> String {
+    let mut label = policy.label().to_owned();
+    if matches!(policy, Policy::SuperpodMemory | Policy::SuperpodLearned) {
+        label.push_str(if cluster.superpod_cpu_scaling {
+            "; scaled on memory + CPU"
+        } else {
+            "; scaled on memory"
+        });
+        if let Some(gate) = cluster.superpod_cpu_gate {
+            label.push_str(&format!("; CPU gate {gate} cores"));
+        }
+    }
+    label
 }
 
 fn duration(at: Micros) -> Duration {
@@ -1214,6 +1245,54 @@ mod tests {
         let r = simulate(&workload, &Profiles::default(), &short, Policy::SuperpodMemory, 1, &mut |_, _| {})
             .unwrap();
         assert_eq!(r.rejected.queue_full, 39, "{:?}", r.rejected);
+    }
+
+    /// `functions` compute-bound functions (a core each, 500 ms, 10 MB declared and used), each
+    /// of its own tenant, each called over HTTP `per_minute` times a minute (spread over the minute)
+    /// for `minutes` minutes.
+    fn cpu_bound(functions: u32, per_minute: u32, minutes: usize) -> Workload {
+        let mut workload = one_function(0, 10.0, 10.0, 500.0, 0);
+        let f = workload.functions[0].clone();
+        workload.functions = (0..functions)
+            .map(|i| crate::workload::FunctionSpec {
+                name: format!("f{i}"),
+                owner: format!("o{i}"),
+                trigger: crate::workload::Trigger::Http,
+                cpu_share: 1.0,
+                ..f.clone()
+            })
+            .collect();
+        workload.minutes = vec![(0..functions).map(|i| (i, per_minute)).collect(); minutes];
+        workload
+    }
+
+    #[test]
+    fn the_cpu_rule_scales_out_a_cpu_saturated_superpod_service_that_memory_alone_keeps_saturated() {
+        // 20 functions x 120 calls a minute x 0.5 s of a core = 20 cores wanted, 400 MB declared in
+        // flight when every call runs at full speed: the memory rule (9100 MB a pod) asks for one
+        // 4.2-core pod, whose calls then slow down and pile up until their declared memory reaches
+        // the target; the CPU rule (2.94 cores a pod) asks for about 7.
+        let workload = cpu_bound(20, 120, 8);
+        let run = |cpu_scaling: bool| {
+            let cluster = ClusterConfig { superpod_cpu_scaling: cpu_scaling, ..ClusterConfig::default() };
+            simulate(&workload, &Profiles::default(), &cluster, Policy::SuperpodMemory, 1, &mut |_, _| {})
+                .unwrap()
+        };
+        let memory = run(false);
+        let cpu = run(true);
+        assert!(memory.label.ends_with("scaled on memory") && cpu.label.ends_with("scaled on memory + CPU"));
+        eprintln!("memory alone: {memory:?}\nmemory + CPU: {cpu:?}");
+        // The pods the CPU rule added run the calls near their own speed.
+        assert!(cpu.peak_pods >= 6, "memory + CPU: {} pods", cpu.peak_pods);
+        assert!(cpu.latency_ms.p50 < 1000.0, "memory + CPU: p50 {} ms", cpu.latency_ms.p50);
+        // Memory alone keeps fewer pods, each CPU-saturated: calls take many times their 500 ms.
+        assert!(memory.peak_pods < cpu.peak_pods, "{} vs {}", memory.peak_pods, cpu.peak_pods);
+        assert!(
+            memory.latency_ms.p50 > 5.0 * cpu.latency_ms.p50,
+            "{:?} vs {:?}",
+            memory.latency_ms,
+            cpu.latency_ms
+        );
     }
 
     #[test]

@@ -96,6 +96,15 @@ pub const DEFAULT_SUPERPOD_QUEUE_DEPTH_MB: u64 = 990_000_000_000_000_000;
 pub const DEFAULT_SUPERPOD_TARGET_MB: f64 = 9100.0;
 /// Wasabi's `target-burst-capacity: 1000`.
 pub const DEFAULT_SUPERPOD_BURST_MB: f64 = 1000.0;
+/// Whether the autoscaler of policies 3 and 4 also scales on CPU in use (the autoscale core's CPU
+/// rule, a wasmpod extension over Wasabi: the larger of the memory and the CPU count, with the
+/// superpod's CPU limit aimed at [`wasmpod_autoscale::DEFAULT_CPU_TARGET_UTILIZATION`]). Off, they
+/// scale on declared memory alone, as Wasabi does.
+pub const DEFAULT_SUPERPOD_CPU_SCALING: bool = true;
+/// The admission CPU gate of policies 3 and 4: none. Wasabi's manifest sets
+/// `resource-utilization-threshold` to 6 cores on a 4.2-core pod, a gate that never closes, so
+/// "none" is Wasabi's behaviour.
+pub const DEFAULT_SUPERPOD_CPU_GATE: Option<f64> = None;
 /// The concurrency a pod of policy (1) or (2) is sized for when its containerConcurrency is 0:
 /// Knative's `container-concurrency-target-default`.
 pub const DEFAULT_CONCURRENCY_TARGET: f64 = 100.0;
@@ -155,6 +164,11 @@ pub struct ClusterConfig {
     pub superpod_burst_mb: f64,
     /// Concurrency per pod the concurrency autoscaler sizes superpods for (policy 2).
     pub concurrency_target: f64,
+    /// Policies 3 and 4 also scale on the cores their pods use (the autoscale core's CPU rule).
+    pub superpod_cpu_scaling: bool,
+    /// Policies 3 and 4: the admission CPU gate, cores in use above which no call starts
+    /// (wasmpod's `--resource-utilization-threshold`); `None`: no gate.
+    pub superpod_cpu_gate: Option<f64>,
 }
 
 impl Default for ClusterConfig {
@@ -178,6 +192,8 @@ impl Default for ClusterConfig {
             superpod_target_mb: DEFAULT_SUPERPOD_TARGET_MB,
             superpod_burst_mb: DEFAULT_SUPERPOD_BURST_MB,
             concurrency_target: DEFAULT_CONCURRENCY_TARGET,
+            superpod_cpu_scaling: DEFAULT_SUPERPOD_CPU_SCALING,
+            superpod_cpu_gate: DEFAULT_SUPERPOD_CPU_GATE,
         }
     }
 }

@@ -132,6 +132,16 @@ struct ClusterArgs {
     /// Declared MB per superpod the memory autoscaler aims for (policies 3 and 4).
     #[arg(long, value_name = "MB", default_value_t = wasmpod_sim::DEFAULT_SUPERPOD_TARGET_MB)]
     superpod_target_mb: f64,
+    /// Policies 3 and 4 also scale on the cores their pods use (the autoscaler's CPU rule, aiming
+    /// at 70% of --superpod-cpu; the larger of the memory and the CPU count); `false`: declared
+    /// memory alone, as Wasabi does.
+    #[arg(long, value_name = "BOOL", default_value_t = wasmpod_sim::DEFAULT_SUPERPOD_CPU_SCALING, action = clap::ArgAction::Set)]
+    superpod_cpu_scaling: bool,
+    /// Policies 3 and 4: the admission CPU gate, no call starts while the pod uses more cores
+    /// than this (wasmpod's --resource-utilization-threshold) [default: none, as Wasabi's 6 cores
+    /// on a 4.2-core pod].
+    #[arg(long, value_name = "CORES")]
+    superpod_cpu_gate: Option<f64>,
 }
 
 impl ClusterArgs {
@@ -149,6 +159,8 @@ impl ClusterArgs {
             superpod_capacity_mb: self.superpod_capacity_mb,
             superpod_queue_depth_mb: self.superpod_queue_depth_mb,
             superpod_target_mb: self.superpod_target_mb,
+            superpod_cpu_scaling: self.superpod_cpu_scaling,
+            superpod_cpu_gate: self.superpod_cpu_gate,
             ..ClusterConfig::default()
         }
     }

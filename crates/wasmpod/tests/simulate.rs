@@ -217,6 +217,23 @@ fn the_cluster_and_pod_flags_change_what_they_must() {
     let r = run(&["--superpod-target-mb", "500"]);
     assert!(number(&policy(&r, memory), "peak_pods") > 4.0 * number(&policy(&base, memory), "peak_pods"));
     assert_eq!(policy(&r, concurrency), policy(&base, concurrency));
+    // Compute-bound calls on one-core superpods: the CPU rule (on by default) adds pods and the
+    // calls run faster than with memory alone; the report names the rule that ran.
+    let busy = ["--cpu-share", "0.9..1", "--superpod-cpu", "1"];
+    let on = run(&busy);
+    let off = run(&[&busy[..], &["--superpod-cpu-scaling", "false"]].concat());
+    let (on_3, off_3) = (policy(&on, memory), policy(&off, memory));
+    assert!(number(&on_3, "peak_pods") > number(&off_3, "peak_pods"), "{on_3}\n{off_3}");
+    assert!(p50(&on_3) < p50(&off_3), "{on_3}\n{off_3}");
+    assert!(on_3["label"].as_str().unwrap().ends_with("scaled on memory + CPU"), "{on_3}");
+    assert!(off_3["label"].as_str().unwrap().ends_with("scaled on memory"), "{off_3}");
+    assert_eq!(policy(&on, concurrency), policy(&off, concurrency));
+    // A CPU gate of half a core: calls wait for admission while the pod is busy.
+    let r = run(&["--superpod-cpu-gate", "0.5"]);
+    let queue_p99 = |p: &serde_json::Value| p["queue_ms"]["p99"].as_f64().unwrap();
+    assert!(queue_p99(&policy(&r, memory)) > queue_p99(&policy(&base, memory)));
+    assert!(policy(&r, memory)["label"].as_str().unwrap().ends_with("CPU gate 0.5 cores"));
+    assert_eq!(policy(&r, concurrency), policy(&base, concurrency));
 }
 
 /// The synthetic workload's flags: declaring 3-4x the real use reserves more memory; calls
