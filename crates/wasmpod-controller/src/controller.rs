@@ -72,6 +72,9 @@ pub struct Tick {
     pub scraped_pods: u32,
     /// The service-wide sample recorded (none when no pod answered).
     pub sample: Option<Sample>,
+    /// The service-wide CPU in use recorded, in cores (none when no answering pod reports
+    /// `wasmpod_cpu_utilization_cores`).
+    pub cpu_cores: Option<f64>,
     /// The decision, on ticks that decide and have data.
     pub decision: Option<Decision>,
     /// The Deployment's `spec.replicas` as read on a deciding tick.
@@ -147,11 +150,13 @@ impl Controller {
         }))
         .await;
         let mut samples = Vec::with_capacity(scrapes.len());
+        let mut cpu_readings = Vec::with_capacity(scrapes.len());
         let mut capacity_mb: Option<f64> = None;
         for (pod, scraped) in pods.iter().zip(scrapes) {
             match scraped {
                 Ok(load) => {
                     samples.push(load.sample);
+                    cpu_readings.extend(load.cpu_cores);
                     capacity_mb = Some(capacity_mb.map_or(load.capacity_mb, |c| c.min(load.capacity_mb)));
                 }
                 Err(error) => {
@@ -164,13 +169,15 @@ impl Controller {
             self.pod_capacity_mb = capacity_mb;
         }
         let sample = Sample::over_pods(&samples, ready_pods);
-        self.metrics.observed(ready_pods, sample);
+        let cpu_cores = cpu_over_pods(&cpu_readings, ready_pods);
+        self.metrics.observed(ready_pods, sample, cpu_cores);
 
         let mut tick = Tick {
             now,
             ready_pods,
             scraped_pods: u32::try_from(samples.len()).unwrap_or(u32::MAX),
             sample,
+            cpu_cores,
             decision: None,
             replicas: deployment.as_ref().map(|d| d.replicas),
             scaled_to: None,
@@ -180,6 +187,9 @@ impl Controller {
         };
         if let Some(sample) = sample {
             autoscaler.record(now, sample);
+        }
+        if let Some(cores) = cpu_cores {
+            autoscaler.record_cpu(now, cores);
         }
         let Some(deployment) = deployment else {
             return Ok(tick);
@@ -199,6 +209,9 @@ impl Controller {
             panic_mb = decision.panic_mb,
             stable_concurrency = decision.stable_concurrency,
             target_mb = decision.target_mb,
+            stable_cores = decision.stable_cores,
+            panic_cores = decision.panic_cores,
+            target_cores = decision.target_cores,
             desired_stable = decision.desired_stable,
             desired_panic = decision.desired_panic,
             panicking = decision.panicking,
@@ -252,6 +265,16 @@ impl Controller {
     }
 }
 
+/// The service's CPU in use from the pods that reported it, scaled up to all ready pods as
+/// [`Sample::over_pods`] scales memory; `None` when no pod reported it.
+fn cpu_over_pods(readings: &[f64], ready_pods: u32) -> Option<f64> {
+    if readings.is_empty() {
+        return None;
+    }
+    let answered = readings.len() as f64;
+    Some(readings.iter().sum::<f64>() * f64::from(ready_pods).max(answered) / answered)
+}
+
 impl fmt::Display for Tick {
     /// One line for a trace: `t=64s ready 4 scraped 4 observed 32000 MB | desired 6 (...) | scaled 4 -> 6`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -269,5 +292,18 @@ impl fmt::Display for Tick {
             _ => {}
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_over_pods;
+
+    #[test]
+    fn cpu_of_the_pods_that_report_it_is_scaled_up_to_all_ready_pods() {
+        assert_eq!(cpu_over_pods(&[], 3), None, "no pod reports CPU: nothing to record");
+        assert_eq!(cpu_over_pods(&[1.0, 3.0], 2), Some(4.0));
+        // Two of four ready pods reported 1 and 3 cores: the other two are assumed at the mean, 2.
+        assert_eq!(cpu_over_pods(&[1.0, 3.0], 4), Some(8.0));
     }
 }

@@ -35,6 +35,8 @@ struct Inner {
     stable_memory: Gauge<f64, AtomicU64>,
     panic_memory: Gauge<f64, AtomicU64>,
     target_memory: Gauge<f64, AtomicU64>,
+    observed_cpu: Gauge<f64, AtomicU64>,
+    stable_cpu: Gauge<f64, AtomicU64>,
     panic_mode: Gauge,
     excess_burst_capacity: Gauge,
     scrape_errors: Counter,
@@ -57,6 +59,8 @@ impl ControllerMetrics {
             stable_memory: Gauge::default(),
             panic_memory: Gauge::default(),
             target_memory: Gauge::default(),
+            observed_cpu: Gauge::default(),
+            stable_cpu: Gauge::default(),
             panic_mode: Gauge::default(),
             excess_burst_capacity: Gauge::default(),
             scrape_errors: Counter::default(),
@@ -70,6 +74,16 @@ impl ControllerMetrics {
             "observed_memory_mb",
             "Declared MB running plus queued over all pods at the last scrape",
             inner.observed_memory.clone(),
+        );
+        registry.register(
+            "observed_cpu_cores",
+            "Cores in use over all pods at the last scrape (pods that report wasmpod_cpu_utilization_cores)",
+            inner.observed_cpu.clone(),
+        );
+        registry.register(
+            "stable_cpu_cores",
+            "Average cores in use over the stable window (the CPU rule's input)",
+            inner.stable_cpu.clone(),
         );
         registry.register(
             "stable_memory_mb",
@@ -98,10 +112,13 @@ impl ControllerMetrics {
         ControllerMetrics { inner: Arc::new(Inner { registry, ..inner }) }
     }
 
-    pub(crate) fn observed(&self, ready: u32, sample: Option<Sample>) {
+    pub(crate) fn observed(&self, ready: u32, sample: Option<Sample>, cpu_cores: Option<f64>) {
         self.inner.ready.set(i64::from(ready));
         if let Some(sample) = sample {
             self.inner.observed_memory.set(sample.memory_mb);
+        }
+        if let Some(cores) = cpu_cores {
+            self.inner.observed_cpu.set(cores);
         }
     }
 
@@ -111,6 +128,7 @@ impl ControllerMetrics {
         inner.stable_memory.set(decision.stable_mb);
         inner.panic_memory.set(decision.panic_mb);
         inner.target_memory.set(decision.target_mb);
+        inner.stable_cpu.set(decision.stable_cores);
         inner.panic_mode.set(i64::from(decision.panicking));
         inner.excess_burst_capacity.set(decision.excess_burst_capacity);
     }

@@ -1,4 +1,5 @@
-//! Reading a wasmpod pod's `/metrics` text: the five gauges the autoscaler needs.
+//! Reading a wasmpod pod's `/metrics` text: the five gauges the autoscaler needs, and the CPU
+//! gauge its CPU rule reads when the pod has it.
 
 use wasmpod_autoscale::Sample;
 
@@ -14,6 +15,8 @@ pub const INFLIGHT_REQUESTS: &str = "wasmpod_inflight_requests";
 pub const QUEUED_REQUESTS: &str = "wasmpod_queued_requests";
 /// The pod's admission capacity in MB.
 pub const CAPACITY_MEMORY: &str = "wasmpod_capacity_memory_mb";
+/// The pod's CPU in use, in cores (sampled by the pod; optional: older pods do not have it).
+pub const CPU_CORES: &str = "wasmpod_cpu_utilization_cores";
 
 /// What one pod reported: its load, and the capacity it admits.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,12 +25,16 @@ pub struct PodLoad {
     pub sample: Sample,
     /// The pod's admission capacity in MB.
     pub capacity_mb: f64,
+    /// The pod's CPU in use, in cores; `None` when the pod does not report it (an older
+    /// wasmpod), and the autoscaler's CPU rule then has no reading from this pod.
+    pub cpu_cores: Option<f64>,
 }
 
 impl PodLoad {
-    /// Parses the Prometheus text exposition of a pod. Each of the five gauges must be present;
-    /// series of one name with different labels (constant labels such as the Knative service)
-    /// add up. Comments, other metrics and the OpenMetrics `# EOF` are skipped.
+    /// Parses the Prometheus text exposition of a pod. Each of the five gauges must be present,
+    /// the CPU gauge ([`CPU_CORES`]) may be; series of one name with different labels (constant
+    /// labels such as the Knative service) add up. Comments, other metrics and the OpenMetrics
+    /// `# EOF` are skipped.
     ///
     /// ```
     /// use wasmpod_controller::PodLoad;
@@ -37,11 +44,12 @@ impl PodLoad {
     ///             wasmpod_queued_requests{service=\"hello\"} 1\nwasmpod_capacity_memory_mb 8000\n";
     /// let load = PodLoad::parse(text).unwrap();
     /// assert_eq!((load.sample.memory_mb, load.sample.concurrency, load.capacity_mb), (400.0, 3.0, 8000.0));
+    /// assert_eq!(load.cpu_cores, None);
     /// ```
     pub fn parse(text: &str) -> Result<PodLoad, ControllerError> {
-        const NAMES: [&str; 5] =
-            [INFLIGHT_MEMORY, QUEUED_MEMORY, INFLIGHT_REQUESTS, QUEUED_REQUESTS, CAPACITY_MEMORY];
-        let mut values: [Option<f64>; 5] = [None; 5];
+        const NAMES: [&str; 6] =
+            [INFLIGHT_MEMORY, QUEUED_MEMORY, INFLIGHT_REQUESTS, QUEUED_REQUESTS, CAPACITY_MEMORY, CPU_CORES];
+        let mut values: [Option<f64>; 6] = [None; 6];
         for (number, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -70,6 +78,7 @@ impl PodLoad {
         Ok(PodLoad {
             sample: Sample { memory_mb: get(0)? + get(1)?, concurrency: get(2)? + get(3)? },
             capacity_mb: get(4)?,
+            cpu_cores: values[5],
         })
     }
 }
@@ -115,6 +124,7 @@ wasmpod_capacity_memory_mb 8000
 wasmpod_inflight_requests{k_service=\"a b}\",k_revision=\"r\\\"1\"} 2
 wasmpod_inflight_requests{k_service=\"other\"} 1
 wasmpod_queued_requests 1 1700000000000
+wasmpod_cpu_utilization_cores 3.5
 # EOF
 ";
 
@@ -123,6 +133,21 @@ wasmpod_queued_requests 1 1700000000000
         let load = PodLoad::parse(POD).unwrap();
         assert_eq!(load.sample, Sample { memory_mb: 400.5, concurrency: 4.0 });
         assert_eq!(load.capacity_mb, 8000.0);
+        assert_eq!(load.cpu_cores, Some(3.5));
+    }
+
+    #[test]
+    fn the_cpu_gauge_is_optional_so_older_pods_still_parse() {
+        let text = POD.replace("wasmpod_cpu_utilization_cores 3.5\n", "");
+        let load = PodLoad::parse(&text).unwrap();
+        assert_eq!((load.sample.memory_mb, load.cpu_cores), (400.5, None));
+        // A bad value is still an error, named like the others.
+        let text = POD.replace("wasmpod_cpu_utilization_cores 3.5", "wasmpod_cpu_utilization_cores NaN");
+        let error = PodLoad::parse(&text).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "pod metrics line 10: wasmpod_cpu_utilization_cores: value NaN is not a finite number >= 0"
+        );
     }
 
     #[test]

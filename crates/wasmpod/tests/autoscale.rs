@@ -21,7 +21,7 @@ use hyper_util::rt::TokioIo;
 
 use support::{Server, WASMPOD};
 
-/// The controller's scrape against a real `wasmpod serve` started as Knative starts it: the five
+/// The controller's scrape against a real `wasmpod serve` started as Knative starts it: the six
 /// gauges it reads are the ones the server exports, with the `K_*` constant labels on them.
 #[test]
 fn the_controller_reads_a_real_pods_metrics() {
@@ -47,6 +47,8 @@ fn the_controller_reads_a_real_pods_metrics() {
         "{text}"
     );
     assert_eq!(load.sample, wasmpod_autoscale::Sample { memory_mb: 0.0, concurrency: 0.0 });
+    // The CPU rule's gauge is there too.
+    assert!(load.cpu_cores.is_some_and(|cores| cores >= 0.0), "{text}");
 }
 
 #[test]
@@ -99,7 +101,8 @@ fn answer(
         })
         .to_string(),
         "/metrics" => "wasmpod_inflight_memory_mb 1500\nwasmpod_queued_memory_mb 500\n\
-                       wasmpod_inflight_requests 15\nwasmpod_queued_requests 5\nwasmpod_capacity_memory_mb 8000\n"
+                       wasmpod_inflight_requests 15\nwasmpod_queued_requests 5\nwasmpod_capacity_memory_mb 8000\n\
+                       wasmpod_cpu_utilization_cores 3.5\n"
             .to_owned(),
         _ => {
             let mut response = Response::new(Full::new(Bytes::from_static(
@@ -348,6 +351,13 @@ fn autoscale_flags_shape_the_decision() {
     assert!(line.contains("| desired 5 (min scale)") && line.contains("target 50000 MB"), "{line}");
     let line = run(&["--target-mb", "500", "--max-scale-up-rate", "1.5", "--panic-threshold", "10"]);
     assert!(line.contains("| desired 2 (scale-up rate)"), "{line}");
+    // The CPU rule: the pod uses 3.5 cores; a 2-core limit aimed at 50% asks for ceil(3.5 / 1) = 4
+    // pods where 2000 MB of 8000 x 0.7 asks for 1.
+    let line = run(&["--cpu-limit-cores", "2", "--cpu-target-utilization", "0.5", "--panic-threshold", "10"]);
+    assert!(
+        line.contains("| desired 4 (cpu)") && line.contains("cpu stable 3.50 panic 3.50 target 1.00 cores"),
+        "{line}"
+    );
 }
 
 /// A Deployment the API server does not know: every tick's API call fails, each is counted in
@@ -397,6 +407,8 @@ fn every_autoscale_env_twin_is_read_by_its_flag() {
         ("--scale-to-zero-grace", "WASMPOD_AUTOSCALE_SCALE_TO_ZERO_GRACE"),
         ("--min-scale", "WASMPOD_AUTOSCALE_MIN_SCALE"),
         ("--max-scale", "WASMPOD_AUTOSCALE_MAX_SCALE"),
+        ("--cpu-limit-cores", "WASMPOD_AUTOSCALE_CPU_LIMIT_CORES"),
+        ("--cpu-target-utilization", "WASMPOD_AUTOSCALE_CPU_TARGET_UTILIZATION"),
         ("--dry-run", "WASMPOD_AUTOSCALE_DRY_RUN"),
         ("--metrics-listen", "WASMPOD_AUTOSCALE_METRICS_LISTEN"),
     ];
@@ -444,6 +456,11 @@ fn autoscale_refuses_values_the_algorithm_cannot_use() {
         (&["--scale-to-zero-grace", "0"], "scale_to_zero_grace must be above 0"),
         (&["--scale-down-delay", "1.5"], "\"1.5\" is not a whole number of seconds"),
         (&["--min-scale", "3", "--max-scale", "2"], "min_scale = 3 is above max_scale = 2"),
+        (&["--cpu-limit-cores", "0"], "cpu_limit_cores = 0: must be a number above 0"),
+        (
+            &["--cpu-limit-cores", "4", "--cpu-target-utilization", "1"],
+            "cpu_target_utilization = 1: must be in (0, 1) (below 1, or saturated pods never scale out)",
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (args, expected) in cases {

@@ -10,7 +10,8 @@ use wasmpod_autoscale::{self as autoscale, Settings, BUCKET};
 use wasmpod_controller::{serve_metrics, Controller, ControllerConfig, PodPort, DEFAULT_SCRAPE_TIMEOUT};
 
 /// Scale a Deployment of wasmpod pods on the declared memory of their requests (Knative's KPA
-/// algorithm on Wasabi's memory metric). Every default below is Knative's.
+/// algorithm on Wasabi's memory metric; with --cpu-limit-cores, on CPU as well). Every memory
+/// default below is Knative's.
 #[derive(Debug, Args)]
 pub(super) struct AutoscaleArgs {
     /// The Deployment to scale.
@@ -78,6 +79,14 @@ pub(super) struct AutoscaleArgs {
     #[arg(long, value_name = "N", default_value_t = autoscale::DEFAULT_MAX_SCALE, env = "WASMPOD_AUTOSCALE_MAX_SCALE")]
     max_scale: u32,
 
+    /// The pods' CPU limit in cores; turns on the CPU rule (scale on CPU in use too) [default: off].
+    #[arg(long, value_name = "CORES", env = "WASMPOD_AUTOSCALE_CPU_LIMIT_CORES")]
+    cpu_limit_cores: Option<f64>,
+
+    /// Share of --cpu-limit-cores to aim for per pod, in (0, 1).
+    #[arg(long, value_name = "SHARE", default_value_t = autoscale::DEFAULT_CPU_TARGET_UTILIZATION, env = "WASMPOD_AUTOSCALE_CPU_TARGET_UTILIZATION")]
+    cpu_target_utilization: f64,
+
     /// Decide and print each decision on stdout, but never patch the Deployment.
     #[arg(long, env = "WASMPOD_AUTOSCALE_DRY_RUN")]
     dry_run: bool,
@@ -105,6 +114,8 @@ impl AutoscaleArgs {
             scale_down_delay: self.scale_down_delay,
             min_scale: self.min_scale,
             max_scale: self.max_scale,
+            cpu_limit_cores: self.cpu_limit_cores,
+            cpu_target_utilization: self.cpu_target_utilization,
             ..Settings::with_capacity(self.capacity_mb.unwrap_or(1.0))
         }
     }
@@ -143,6 +154,7 @@ pub(super) async fn autoscale(args: AutoscaleArgs) -> anyhow::Result<ExitCode> {
         deployment = %args.deployment,
         dry_run = args.dry_run,
         target_mb = settings.target_mb.map_or_else(|| "capacity x utilization".to_owned(), |t| t.to_string()),
+        target_cores = settings.cpu_target_cores().map_or_else(|| "off".to_owned(), |t| t.to_string()),
         "autoscaling; metrics on http://{metrics_address}/metrics"
     );
 
