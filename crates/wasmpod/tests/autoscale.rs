@@ -326,6 +326,9 @@ fn autoscale_reads_its_environment_twins() {
     assert_eq!(series(&text, "wasmpod_autoscaler_desired_pods"), Some(2.0), "{text}");
     assert_eq!(series(&text, "wasmpod_autoscaler_panic_mode"), Some(0.0), "{text}");
     assert_eq!(series(&text, "wasmpod_autoscaler_excess_burst_capacity_mb"), Some(5000.0), "{text}");
+    // The pod's CPU gauge (3.5 cores) is read and averaged even with the CPU rule off.
+    assert_eq!(series(&text, "wasmpod_autoscaler_observed_cpu_cores"), Some(3.5), "{text}");
+    assert_eq!(series(&text, "wasmpod_autoscaler_stable_cpu_cores"), Some(3.5), "{text}");
     controller.stop();
     let requests = stand_in.requests();
     assert!(requests.iter().all(|r| r.starts_with("GET ")), "a dry run never patches: {requests:?}");
