@@ -37,7 +37,9 @@ if $quick; then
   binary=$target_dir/debug/wasmpod
   out=$target_dir/simulate-quick
 else
-  cargo build -q --release -p wasmpod
+  # --workspace --bins: the features the rest of the workspace builds with, so nothing is rebuilt
+  # that a workspace release build already made.
+  cargo build -q --release --workspace --bins --locked
   binary=$target_dir/release/wasmpod
   out=bench/results/simulate-$stamp-$(hostname)
 fi
