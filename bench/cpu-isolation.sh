@@ -10,34 +10,29 @@
 # why and stops. Results: bench/results/cpu-isolation.{md,json}. A --quick run (debug build, a
 # few requests) writes bench/results/cpu-isolation-quick.*, which git ignores.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 quick=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=true; shift ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) bench_help ;;
+    *) bench_unknown "$1" ;;
   esac
 done
 
-bench_dir=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$bench_dir/.." && pwd)
-target_dir=${CARGO_TARGET_DIR:-$repo/target}
 cd "$repo"
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 if $quick; then
-  cargo test --workspace --locked --no-run
-  bin="$target_dir/debug"
+  bench_build debug
   out=bench/results/cpu-isolation-quick
   extra=(--quick)
 else
-  cargo build --release --workspace --bins --locked
-  bin="$target_dir/release"
+  bench_build release
   out=bench/results/cpu-isolation
   extra=()
 fi
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-# crates/wasmpod-guests/build.rs always builds the guests into <repo>/target/guests.
 python3 bench/cpu_isolation.py --wasmpod "$bin/wasmpod" \
-  --guests "$repo/target/guests/wasm32-wasip1/release" --out "$out" --commit "$commit" "${extra[@]}"
+  --guests "$(bench_guests cpu)" --out "$out" --commit "$commit" "${extra[@]}"

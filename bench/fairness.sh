@@ -8,6 +8,8 @@
 # builds; no release build needed) and writes fairness-debug.{md,json}: the server is slower,
 # so its figures are not the release ones. 127.0.0.1 only; about 4 x --duration seconds (15 s).
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 duration=15
 rounds=2
@@ -17,31 +19,23 @@ while [ $# -gt 0 ]; do
     --duration) duration="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
     --debug) debug=true; shift ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) bench_help ;;
+    *) bench_unknown "$1" ;;
   esac
 done
 
-bench_dir=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$bench_dir/.." && pwd)
-target_dir=${CARGO_TARGET_DIR:-$repo/target}
 cd "$repo"
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 if $debug; then
-  # Builds the guests too (wasmpod-guests' build script), as the tests do.
-  cargo test --workspace --locked --no-run
-  bin="$target_dir/debug"
+  bench_build debug
   out=bench/results/fairness-debug
   build=debug
 else
-  cargo build --release --workspace --bins --locked
-  cargo build -p wasmpod-guests --locked
-  bin="$target_dir/release"
+  bench_build release
   out=bench/results/fairness
   build=release
 fi
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 python3 bench/fairness.py --wasmpod "$bin/wasmpod" --loadgen "$bin/loadgen" \
-  --guests "$repo/target/guests/wasm32-wasip1/release" --duration "$duration" --rounds "$rounds" \
+  --guests "$(bench_guests sleep)" --duration "$duration" --rounds "$rounds" \
   --out "$out" --commit "$commit" --build "$build"

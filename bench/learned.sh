@@ -6,6 +6,8 @@
 #
 # Results: bench/results/learned-weights.{md,json}. About 4 minutes after the release build.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 rates=80,150
 duration=20
@@ -13,20 +15,14 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --rates) rates="$2"; shift 2 ;;
     --duration) duration="$2"; shift 2 ;;
-    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) bench_help ;;
+    *) bench_unknown "$1" ;;
   esac
 done
 
-bench_dir=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$bench_dir/.." && pwd)
-target_dir=${CARGO_TARGET_DIR:-$repo/target}
 cd "$repo"
-cargo build --release --workspace --bins --locked
+bench_build release
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-# crates/wasmpod-guests/build.rs builds the test guests into <repo>/target/guests.
-hog=$(find "$repo/target/guests" -name hog.wasm -path '*wasm32-wasip1*' | head -n1)
-[ -n "$hog" ] || { echo "hog.wasm not built (cargo test --no-run builds the guests)" >&2; exit 1; }
-python3 bench/learned.py --wasmpod "$target_dir/release/wasmpod" --loadgen "$target_dir/release/loadgen" \
-  --hog "$hog" --rates "$rates" --duration "$duration" --out bench/results/learned-weights \
-  --commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+python3 bench/learned.py --wasmpod "$bin/wasmpod" --loadgen "$bin/loadgen" \
+  --hog "$(bench_guests hog)/hog.wasm" --rates "$rates" --duration "$duration" \
+  --out bench/results/learned-weights --commit "$commit"

@@ -8,6 +8,8 @@
 # leaves, 1 and 20 functions and 3 rounds, and writes reload-quick.{md,json} (ignored by git): what
 # CI runs, so the script cannot rot. 127.0.0.1 only; about a minute.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 rounds=20
 sizes=1,1000
@@ -17,27 +19,21 @@ while [ $# -gt 0 ]; do
     --rounds) rounds="$2"; shift 2 ;;
     --sizes) sizes="$2"; shift 2 ;;
     --quick) quick=true; shift ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) bench_help ;;
+    *) bench_unknown "$1" ;;
   esac
 done
 
-bench_dir=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$bench_dir/.." && pwd)
-target_dir=${CARGO_TARGET_DIR:-$repo/target}
 cd "$repo"
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 if $quick; then
-  cargo test --workspace --locked --no-run
-  bin="$target_dir/debug"
+  bench_build debug
   out=bench/results/reload-quick
   build=debug
   rounds=3
   sizes=1,20
 else
-  cargo build --release --workspace --bins --locked
-  bin="$target_dir/release"
+  bench_build release
   out=bench/results/reload
   build=release
 fi

@@ -9,6 +9,8 @@
 # for 5 minutes on the debug binary and writes under target/ (it proves the script works, not a
 # number).
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 functions=10000
 minutes=120
@@ -20,27 +22,21 @@ while [ $# -gt 0 ]; do
     --minutes) minutes="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --quick) quick=true; functions=300; minutes=5; shift ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) bench_help ;;
+    *) bench_unknown "$1" ;;
   esac
 done
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
-target_dir=${CARGO_TARGET_DIR:-$repo/target}
 cd "$repo"
 
 stamp=$(date -u +%Y-%m-%d-%H%M)
 if $quick; then
-  # What `cargo test --workspace` builds (the same features): after the tests, as in CI, nothing
-  # is rebuilt.
-  cargo test -q --workspace --locked --no-run
-  binary=$target_dir/debug/wasmpod
+  bench_build debug
+  binary=$bin/wasmpod
   out=$target_dir/simulate-quick
 else
-  # --workspace --bins: the features the rest of the workspace builds with, so nothing is rebuilt
-  # that a workspace release build already made.
-  cargo build -q --release --workspace --bins --locked
-  binary=$target_dir/release/wasmpod
+  bench_build release
+  binary=$bin/wasmpod
   out=bench/results/simulate-$stamp-$(hostname)
 fi
 mkdir -p "$out"

@@ -9,6 +9,8 @@
 # debug build) writes wasabi-profiles-quick.{json,md}, which git ignores: it proves the script
 # works, not a number.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 runs=20
 quick=false
@@ -16,27 +18,21 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
     --quick) quick=true; runs=2; shift ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) bench_help ;;
+    *) bench_unknown "$1" ;;
   esac
 done
 
-bench_dir=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$bench_dir/.." && pwd)
-target_dir=${CARGO_TARGET_DIR:-$repo/target}
 cd "$repo"
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 date=$(date -u +%FT%TZ)
 
 if $quick; then
-  # What `cargo test --workspace` builds (bench/tests runs this binary): after the tests, as in
-  # CI, nothing is rebuilt.
-  cargo test --workspace --locked --no-run
-  "$target_dir/debug/wasabi-profile" --runs "$runs" --small --commit "$commit" --date "$date" \
+  bench_build debug
+  "$bin/wasabi-profile" --runs "$runs" --small --commit "$commit" --date "$date" \
     --json bench/results/wasabi-profiles-quick.json --markdown bench/results/wasabi-profiles-quick.md
 else
-  cargo build --release --workspace --bins --locked
+  bench_build release
   echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-  "$target_dir/release/wasabi-profile" --runs "$runs" --commit "$commit" --date "$date" \
+  "$bin/wasabi-profile" --runs "$runs" --commit "$commit" --date "$date" \
     --json bench/results/wasabi-profiles.json --markdown bench/results/wasabi-profiles.md
 fi
