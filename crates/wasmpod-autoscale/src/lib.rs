@@ -1,6 +1,6 @@
 //! Knative's KPA autoscaling algorithm on Wasabi's memory metric: given the declared memory of the
-//! requests running and queued on a service's pods, second by second, decide how many pods the
-//! service should have.
+//! requests running and queued on a service's pods (and, with wasmpod's CPU rule on, the cores
+//! they use), second by second, decide how many pods the service should have.
 //!
 //! This crate is pure: no Kubernetes client, no HTTP, no async runtime, and no clock (time is an
 //! argument), so the same code runs in the `wasmpod autoscale` controller, which feeds it scrapes
