@@ -579,11 +579,7 @@ impl<'w> Sim<'w> {
 
     fn pod_finish(&mut self, pod: u32) {
         let now = self.now;
-        let workload = self.workload;
-        loop {
-            let calls = &self.calls;
-            let cpu_of = |id: u32| workload.functions[calls[id as usize].function as usize].cpu_share;
-            let Some(call) = self.pods[pod as usize].cpu.pop_finished(now, cpu_of) else { break };
+        while let Some(call) = self.pods[pod as usize].cpu.pop_finished(now) {
             let memory = self.calls[call as usize].memory_mb + self.instance_overhead_mb;
             let c = &mut self.calls[call as usize];
             let admitted = c.admitted.take();
