@@ -37,6 +37,12 @@ pub struct FunctionProfile {
     /// Longest run time seen, in ms, when measured; otherwise twice the p99 is assumed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_ms: Option<f64>,
+    /// Every run time measured, in ms, when the benchmark kept them (at least two): the run
+    /// time is then drawn from them (their empirical distribution) rather than from the
+    /// percentiles above, whose geometric join cannot know how the calls between the median and
+    /// the p99 spread (a few slow calls among many alike make its mean too high).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples_ms: Vec<f64>,
     /// Peak linear memory of one call, in MB (what the runtime's limiter saw).
     pub peak_memory_mb: f64,
     /// The `Memory-Request` the benchmark's mix declares for it, in MB.
@@ -53,10 +59,21 @@ fn one() -> f64 {
 }
 
 impl FunctionProfile {
-    /// Its run time as a distribution: the median and the 99th percentile, joined
-    /// geometrically, with the ends at the measured minimum and maximum, or (not measured) at
-    /// half the median and twice the p99.
+    /// Its run time as a distribution: the measured samples when there are any, each at its
+    /// rank; otherwise the median and the 99th percentile, joined geometrically, with the ends
+    /// at the measured minimum and maximum, or (not measured) at half the median and twice the
+    /// p99.
     pub fn duration_ms(&self) -> Quantiles {
+        if self.samples_ms.len() >= 2 {
+            let mut sorted = self.samples_ms.clone();
+            sorted.sort_by(f64::total_cmp);
+            let last = (sorted.len() - 1) as f64;
+            if let Some(q) =
+                Quantiles::from_points(sorted.iter().enumerate().map(|(i, &v)| (i as f64 / last, v)))
+            {
+                return q;
+            }
+        }
         let p99 = self.p99_ms.max(self.p50_ms);
         Quantiles::from_points([
             (0.0, self.min_ms.unwrap_or(self.p50_ms * 0.5).min(self.p50_ms)),
@@ -143,6 +160,16 @@ impl Profiles {
                 ("memory_request_mb", f.memory_request_mb),
                 ("cpu_share", f.cpu_share),
             ];
+            if let Some((j, &v)) =
+                f.samples_ms.iter().enumerate().find(|(_, v)| !(v.is_finite() && **v > 0.0))
+            {
+                return Err(SimError::Input {
+                    path: path.to_path_buf(),
+                    line: 0,
+                    field: format!("functions[{i}].samples_ms[{j}]"),
+                    reason: format!("{} must be a positive number, got {v}", f.name),
+                });
+            }
             for (field, value) in checks {
                 if !(value.is_finite() && value > 0.0) {
                     return Err(SimError::Input {
@@ -189,6 +216,7 @@ impl BenchResults {
                 p99_ms: f.run_ms.p99,
                 min_ms: None,
                 max_ms: None,
+                samples_ms: Vec::new(),
                 peak_memory_mb: f.peak_memory_bytes / f64::from(1 << 20),
                 memory_request_mb: f.memory_request_mb,
                 instantiate_ms: f.instantiate_us.p50 / 1000.0,
@@ -241,6 +269,31 @@ mod tests {
         let d = p.functions[0].duration_ms();
         assert_eq!(d.median(), 80.0);
         assert_eq!(d.at(0.99), 95.0);
+    }
+
+    #[test]
+    fn measured_samples_replace_the_percentiles() {
+        // Nine calls alike and one slow (mean 11 ms): the percentiles' geometric join between
+        // the median and the p99 puts half the draws between 10 and 20 ms (mean 12.3); drawn
+        // from the samples, 10.5.
+        let text = r#"{"functions": [{"name": "f", "p50_ms": 10, "p99_ms": 20, "min_ms": 10, "max_ms": 20,
+            "samples_ms": [10, 10, 10, 10, 20, 10, 10, 10, 10, 10],
+            "peak_memory_mb": 1, "memory_request_mb": 1, "instantiate_ms": 0}]}"#;
+        let p = Profiles::parse(text, Path::new("p.json")).unwrap();
+        let mean =
+            |q: &Quantiles| (0..10_000).map(|i| q.at((f64::from(i) + 0.5) / 10_000.0)).sum::<f64>() / 1e4;
+        let samples = p.functions[0].duration_ms();
+        assert!((mean(&samples) - 10.5).abs() < 0.05, "{}", mean(&samples));
+        assert_eq!((samples.at(0.0), samples.at(0.5), samples.max()), (10.0, 10.0, 20.0));
+        let mut without = p.functions[0].clone();
+        without.samples_ms.clear();
+        assert!(mean(&without.duration_ms()) > 12.0, "{}", mean(&without.duration_ms()));
+        let bad = text.replace("[10, 10, 10,", "[10, -1, 10,");
+        let err = Profiles::parse(&bad, Path::new("p.json")).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "p.json:0: field \"functions[0].samples_ms[1]\": f must be a positive number, got -1"
+        );
     }
 
     #[test]

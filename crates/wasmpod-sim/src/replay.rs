@@ -251,6 +251,7 @@ mod tests {
             p99_ms: ms,
             min_ms: Some(ms),
             max_ms: Some(ms),
+            samples_ms: Vec::new(),
             peak_memory_mb: used,
             memory_request_mb: declared,
             instantiate_ms: 0.0,

@@ -368,6 +368,7 @@ mod tests {
             p99_ms: p50_ms * 1.1,
             min_ms: None,
             max_ms: None,
+            samples_ms: Vec::new(),
             peak_memory_mb,
             memory_request_mb: peak_memory_mb * 1.2,
             instantiate_ms,
