@@ -84,7 +84,7 @@ mod window;
 
 pub use autoscaler::{Autoscaler, Decision, Rule};
 pub use error::SettingsError;
-pub use sample::Sample;
+pub use sample::{cores_over_pods, Sample};
 pub use settings::{
     Settings, BUCKET, DEFAULT_CPU_LIMIT_CORES, DEFAULT_CPU_TARGET_UTILIZATION, DEFAULT_MAX_SCALE,
     DEFAULT_MAX_SCALE_DOWN_RATE, DEFAULT_MAX_SCALE_UP_RATE, DEFAULT_MIN_SCALE, DEFAULT_PANIC_THRESHOLD,

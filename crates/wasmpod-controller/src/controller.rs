@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use kube::core::Selector;
 use kube::Client;
-use wasmpod_autoscale::{Autoscaler, Decision, Sample, Settings, BUCKET, TICK_INTERVAL};
+use wasmpod_autoscale::{cores_over_pods, Autoscaler, Decision, Sample, Settings, BUCKET, TICK_INTERVAL};
 
 use crate::annotations::apply_annotations;
 use crate::cluster::{Cluster, PodPort};
@@ -169,7 +169,7 @@ impl Controller {
             self.pod_capacity_mb = capacity_mb;
         }
         let sample = Sample::over_pods(&samples, ready_pods);
-        let cpu_cores = cpu_over_pods(&cpu_readings, ready_pods);
+        let cpu_cores = cores_over_pods(&cpu_readings, ready_pods);
         self.metrics.observed(ready_pods, sample, cpu_cores);
 
         let mut tick = Tick {
@@ -265,16 +265,6 @@ impl Controller {
     }
 }
 
-/// The service's CPU in use from the pods that reported it, scaled up to all ready pods as
-/// [`Sample::over_pods`] scales memory; `None` when no pod reported it.
-fn cpu_over_pods(readings: &[f64], ready_pods: u32) -> Option<f64> {
-    if readings.is_empty() {
-        return None;
-    }
-    let answered = readings.len() as f64;
-    Some(readings.iter().sum::<f64>() * f64::from(ready_pods).max(answered) / answered)
-}
-
 impl fmt::Display for Tick {
     /// One line for a trace: `t=64s ready 4 scraped 4 observed 32000 MB | desired 6 (...) | scaled 4 -> 6`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -292,18 +282,5 @@ impl fmt::Display for Tick {
             _ => {}
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::cpu_over_pods;
-
-    #[test]
-    fn cpu_of_the_pods_that_report_it_is_scaled_up_to_all_ready_pods() {
-        assert_eq!(cpu_over_pods(&[], 3), None, "no pod reports CPU: nothing to record");
-        assert_eq!(cpu_over_pods(&[1.0, 3.0], 2), Some(4.0));
-        // Two of four ready pods reported 1 and 3 cores: the other two are assumed at the mean, 2.
-        assert_eq!(cpu_over_pods(&[1.0, 3.0], 4), Some(8.0));
     }
 }
