@@ -8,8 +8,10 @@
 2. One seeded, bounded open-loop arrival trace (`at_ms,function`) per load level, below, at and
    above the pod's capacity (derived from the calibration, the cores and the admission capacity).
 3. Each trace against a fresh real pod (`loadgen --schedule`, latency from the scheduled arrival),
-   sampling the pod's queued-request gauge; then the same trace through `wasmpod simulate pod`
-   with the same admission flags and cores.
+   `--repeats` times (each on a fresh pod: how far the real pod is from itself is the yardstick),
+   sampling the pod's queued-request gauge and the cores other processes (the load generator,
+   this script, anyone else) kept busy; then the same trace through `wasmpod simulate pod` with
+   the same admission flags, on the cores the real pod had: the machine's, less those.
 4. Throughput, p50/p99 latency, mean queue length and 503s side by side, with the simulator's
    error per figure: <out>.md, <out>.json and <out>.svg (latency CDFs, real vs simulated).
 
@@ -55,7 +57,9 @@ def main():
     ap.add_argument("--loadgen", required=True)
     ap.add_argument("--guests", required=True, help="folder of the WAGI guests (cpu.wasm, hog.wasm, ...)")
     ap.add_argument("--duration", type=float, default=45.0, help="seconds of arrivals per level")
-    ap.add_argument("--samples", type=int, default=40, help="calibration requests per function")
+    ap.add_argument("--samples", type=int, default=100, help="calibration requests per function")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="real runs of each level's trace (the simulator is compared with their mean)")
     ap.add_argument("--cores", type=float, default=float(os.cpu_count() or 1),
                     help="cores of the pod (the machine's: wasmpod serve runs one worker per core)")
     ap.add_argument("--seed", type=int, default=13)
@@ -96,14 +100,22 @@ def main():
             trace = os.path.join(work, f"trace-{level:g}x.csv")
             n = write_trace(trace, rate, args.duration, args.seed + i)
             print(f"level {level:g}x: {rate:.1f} req/s, {n} calls over {args.duration:g} s", file=sys.stderr)
-            real = run_real(args, work, config, cache, targets, trace, f"level{i}")
-            sim = run_sim(args, trace, profiles_path, work, f"level{i}")
-            levels.append(dict(level=level, rate_rps=rate, calls=n, real=real, sim=sim,
-                               errors=errors(real["summary"], sim["summary"])))
+            runs = [run_real(args, work, config, cache, targets, trace, f"level{i}-run{r}")
+                    for r in range(max(args.repeats, 1))]
+            real = runs[0]
+            mean = mean_figures([run["summary"] for run in runs])
+            # The real pod shared the machine: the simulated one gets the cores it had.
+            sim_cores = max(args.cores - mean["other_cores"], 0.1)
+            sim = run_sim(args, trace, profiles_path, work, f"level{i}", sim_cores)
+            levels.append(dict(level=level, rate_rps=rate, calls=n, sim_cores=sim_cores, real=real,
+                               real_runs=[{k: run["summary"][k] for k in FIGURES} for run in runs],
+                               real_mean=mean, sim=sim, errors=errors(mean, sim["summary"]),
+                               real_spread=spread([run["summary"] for run in runs], mean)))
         load_after = read_loadavg()
 
     report = {"schema": 1, "commit": args.commit, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "quick": args.quick, "cores": args.cores, "duration_s": args.duration, "seed": args.seed,
+              "repeats": max(args.repeats, 1),
               "load_average_before": load_before, "load_average_after": load_after,
               "pod_flags": POD_FLAGS,
               "mix": [dict(name=n, guest=g, query=q, memory_request_mb=d, weight=w) for n, g, q, d, w in MIX],
@@ -314,7 +326,7 @@ def run_real(args, work, config, cache, targets, trace, name):
     summary["pod_cpu_ms_per_call"] = (sched_after[0] - sched_before[0]) / 1e6 / max(summary["ok"], 1)
     summary["pod_runnable_wait_ms_per_call"] = (sched_after[1] - sched_before[1]) / 1e6 / max(summary["ok"], 1)
     # Cores the machine's other processes (the load generator, this script, anyone else) kept
-    # busy meanwhile: the real pod had that much less than the simulated one.
+    # busy meanwhile: the real pod had that much less, and the simulated one is given that much less.
     summary["other_cores"] = max(machine_after - machine_before - (sched_after[0] - sched_before[0]) / 1e9, 0.0) / elapsed
     summary["guest_cpu_ms_per_call"] = (labelled(after, "wasmpod_tenant_cpu_seconds_total")
                                         - labelled(before, "wasmpod_tenant_cpu_seconds_total")) * 1e3 / max(summary["ok"], 1)
@@ -332,10 +344,10 @@ def warm_up(base):
     conn.close()
 
 
-def run_sim(args, trace, profiles_path, work, name):
+def run_sim(args, trace, profiles_path, work, name, cores):
     out = os.path.join(work, name + "-sim.json")
     subprocess.run([args.wasmpod, "simulate", "pod", "--arrivals", trace, "--profiles", profiles_path,
-                    "--cores", f"{args.cores:g}", "--seed", str(args.seed), "--out", out, "--json"] + POD_FLAGS,
+                    "--cores", f"{cores:.3f}", "--seed", str(args.seed), "--out", out, "--json"] + POD_FLAGS,
                    check=True, capture_output=True, text=True)
     with open(out) as f:
         result = json.load(f)
@@ -394,6 +406,24 @@ def rel(sim, real):
     return (sim - real) / real
 
 
+# The figures compared, and what each is called in `errors`.
+FIGURES = {"throughput_rps": "throughput", "p50_ms": "p50", "p99_ms": "p99", "mean_queued": "mean_queued",
+           "status_503": "503s", "other_cores": None}
+
+
+def mean_figures(summaries):
+    """Each compared figure's mean over the real runs of one level."""
+    return {k: sum(s[k] for s in summaries) / len(summaries) for k in FIGURES}
+
+
+def spread(summaries, mean):
+    """How far apart the real runs of one level were: (largest - smallest) / mean, per figure (None
+    from a single run)."""
+    return {name: (max(s[k] for s in summaries) - min(s[k] for s in summaries)) / mean[k]
+            if mean[k] and len(summaries) > 1 else None
+            for k, name in FIGURES.items() if name}
+
+
 def errors(real, sim):
     return {"throughput": rel(sim["throughput_rps"], real["throughput_rps"]),
             "p50": rel(sim["p50_ms"], real["p50_ms"]), "p99": rel(sim["p99_ms"], real["p99_ms"]),
@@ -429,7 +459,9 @@ def markdown(report):
         f"One pod, {report['cores']:g} cores, `{' '.join(report['pod_flags'])}`. Each level replays one seeded "
         f"open-loop Poisson arrival trace ({report['duration_s']:g} s) against a real `wasmpod serve` "
         "(`loadgen --schedule`) and through `wasmpod simulate pod` with the same flags and the profiles "
-        "calibrated below. Load average before / after: "
+        f"calibrated below. The real pod runs each trace {report['repeats']} time(s), a fresh pod each time; the "
+        "simulated one runs it once, on the cores the real pod had (the machine's, less those other processes "
+        "kept busy during the level, on average over the real runs; last table). Load average before / after: "
         f"{' '.join(map(str, report['load_average_before'] or []))} / "
         f"{' '.join(map(str, report['load_average_after'] or []))}.",
         "",
@@ -437,26 +469,25 @@ def markdown(report):
         f"seconds per call) and admission's ({cap['admission_rps']:.1f}: {CAPACITY_MB} MB / mean declared MB-seconds "
         "per call).",
         "",
-        "| level | calls | figure | real | simulated | error |",
-        "|---|---:|---|---:|---:|---:|",
+        "| level | calls | figure | real, each run | real, mean | real runs apart | simulated | error |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for lv in report["levels"]:
-        r, s, e = lv["real"]["summary"], lv["sim"]["summary"], lv["errors"]
-        rows = [
-            ("throughput (200/s)", fmt(r["throughput_rps"]), fmt(s["throughput_rps"]), e["throughput"]),
-            ("p50 ms", fmt(r["p50_ms"]), fmt(s["p50_ms"]), e["p50"]),
-            ("p99 ms", fmt(r["p99_ms"]), fmt(s["p99_ms"]), e["p99"]),
-            ("mean queued", fmt(r["mean_queued"], 2), fmt(s["mean_queued"], 2), e["mean_queued"]),
-            ("503s (full / timeout)",
-             f"{r['status_503']} ({r['refused']['queue_full']:.0f} / {r['refused']['queue_timeout']:.0f})",
-             f"{s['status_503']} ({s['refused']['queue_full']:.0f} / {s['refused']['queue_timeout']:.0f})",
-             e["503s"]),
-        ]
-        for j, (figure, real, sim, err) in enumerate(rows):
+        m, s, e, apart = lv["real_mean"], lv["sim"]["summary"], lv["errors"], lv["real_spread"]
+        rows = [("throughput (200/s)", "throughput_rps", 1), ("p50 ms", "p50_ms", 1), ("p99 ms", "p99_ms", 1),
+                ("mean queued", "mean_queued", 2), ("503s", "status_503", 0)]
+        for j, (figure, key, digits) in enumerate(rows):
             head = (f"{lv['level']:g}x ({lv['rate_rps']:.1f}/s)", str(lv["calls"])) if j == 0 else ("", "")
-            lines.append(f"| {head[0]} | {head[1]} | {figure} | {real} | {sim} | {fmt_err(err)} |")
-    lines += ["", "Error = (simulated - real) / real; **!** marks a figure more than "
-              f"{BAR * 100:.0f}% off. Latency is from each call's scheduled arrival to its answer, 200s only; "
+            each = " / ".join(fmt(run[key], digits) for run in lv["real_runs"])
+            name = FIGURES[key]
+            spread_cell = "-" if apart[name] is None else f"{apart[name] * 100:.0f}%"
+            lines.append(f"| {head[0]} | {head[1]} | {figure} | {each} | {fmt(m[key], digits)} | {spread_cell} | "
+                         f"{fmt(s[key], digits)} | {fmt_err(e[name])} |")
+    lines += ["", "Error = (simulated - real mean) / real mean; **!** marks a figure more than "
+              f"{BAR * 100:.0f}% off. Real runs apart = (largest - smallest) / mean over the real runs of the "
+              "same trace, each on a fresh pod: how far the real pod is from itself. "
+              "Latency is from each call's scheduled arrival to its "
+              "answer, 200s only; "
               "real queueing is the pod's `wasmpod_queued_requests` gauge sampled every 100 ms, simulated "
               "queueing the time average of the calls waiting for admission.",
               ""]
@@ -473,10 +504,10 @@ def markdown(report):
               "function, weighted by the real run's 200s, against what the real pod's threads used under load; "
               "the time they waited for a core that other processes held; and the cores those other "
               "processes (the load generator, this script, anything else running) kept busy meanwhile, which "
-              "the real pod did not have and the simulated one does:", "",
+              "the real pod did not have: the simulated pod runs on the rest.", "",
               "| level | calibration ms (in the guests) | under load ms (in the guests) | waited for a core ms | "
-              "other processes, cores |",
-              "|---|---:|---:|---:|---:|"]
+              "other processes, cores | simulated pod, cores |",
+              "|---|---:|---:|---:|---:|---:|"]
     for lv in report["levels"]:
         r = lv["real"]["summary"]
         ok = sum(v["ok"] for v in r["by_function"].values())
@@ -484,7 +515,7 @@ def markdown(report):
         guest = sum(v["ok"] * guest_ms.get(n, 0.0) for n, v in r["by_function"].items()) / max(ok, 1)
         lines.append(f"| {lv['level']:g}x | {expected:.2f} ({guest:.2f}) | {r['pod_cpu_ms_per_call']:.2f} "
                      f"({r['guest_cpu_ms_per_call']:.2f}) | {r['pod_runnable_wait_ms_per_call']:.2f} | "
-                     f"{r['other_cores']:.2f} |")
+                     f"{lv['real_mean']['other_cores']:.2f} | {lv['sim_cores']:.2f} |")
     lines += ["", "Calibration (each function alone, one request at a time):", "",
               "| function | run p50 / mean / p99 ms | peak MB | Memory-Request MB | instantiate ms | CPU ms | "
               "CPU share | waited for a core ms |",
