@@ -12,7 +12,12 @@
    sampling the pod's queued-request gauge and the cores other processes (the load generator,
    this script, anyone else) kept busy; then the same trace through `wasmpod simulate pod` with
    the same admission flags, on the cores the real pod had: the machine's, less those.
-4. Throughput, p50/p99 latency, mean queue length and 503s side by side, with the simulator's
+4. The same trace through the simulator a second time, with each function's CPU time scaled by
+   what the real pod's threads spent per call during the level over what the calibration predicts
+   for the same calls: the machine (a shared VM) runs faster or slower from one minute to the
+   next, and at capacity a few percent of CPU per call moves the 503s by tens of percent. The
+   first run shows the model with its calibration; the second, the model alone.
+5. Throughput, p50/p99 latency, mean queue length and 503s side by side, with the simulator's
    error per figure: <out>.md, <out>.json and <out>.svg (latency CDFs, real vs simulated).
 
 Standard library only. Run by bench/sim-check.sh.
@@ -107,9 +112,17 @@ def main():
             # The real pod shared the machine: the simulated one gets the cores it had.
             sim_cores = max(args.cores - mean["other_cores"], 0.1)
             sim = run_sim(args, trace, profiles_path, work, f"level{i}", sim_cores)
+            cpu_scale = demand_scale(runs, calibration)
+            expected = {k: expected_cpu_ms(runs, calibration, k) for k in ("thread_cpu_seconds", "guest_cpu_seconds")}
+            scaled_path = os.path.join(work, f"level{i}-profiles.json")
+            with open(scaled_path, "w") as f:
+                json.dump(scaled_profiles(profiles, cpu_scale), f)
+            sim_demand = run_sim(args, trace, scaled_path, work, f"level{i}-demand", sim_cores)
             levels.append(dict(level=level, rate_rps=rate, calls=n, sim_cores=sim_cores, real=real,
                                real_runs=[{k: run["summary"][k] for k in FIGURES} for run in runs],
                                real_mean=mean, sim=sim, errors=errors(mean, sim["summary"]),
+                               cpu_scale=cpu_scale, cpu_expected_ms=expected, sim_demand=sim_demand["summary"],
+                               errors_demand=errors(mean, sim_demand["summary"]),
                                real_spread=spread([run["summary"] for run in runs], mean)))
         load_after = read_loadavg()
 
@@ -344,6 +357,42 @@ def warm_up(base):
     conn.close()
 
 
+def expected_cpu_ms(runs, calibration, key):
+    """CPU ms per call answered 200 that the calibration predicts for a level's real runs (their
+    200s of each function); `key`: `thread_cpu_seconds` (the pod's threads) or `guest_cpu_seconds`."""
+    ok = {}
+    for run in runs:
+        for name, v in run["summary"]["by_function"].items():
+            ok[name] = ok.get(name, 0) + v["ok"]
+    calls = sum(ok.values())
+    return sum(n * calibration[name][key] / calibration[name]["samples"] * 1000
+               for name, n in ok.items()) / calls if calls else 0.0
+
+
+def demand_scale(runs, calibration):
+    """The real pod's CPU time per call answered 200 during a level, over what the calibration
+    predicts for the same calls."""
+    expected = expected_cpu_ms(runs, calibration, "thread_cpu_seconds")
+    measured = sum(run["summary"]["pod_cpu_ms_per_call"] for run in runs) / len(runs)
+    return measured / expected if expected > 0 else 1.0
+
+
+def scaled_profiles(profiles, scale):
+    """The profiles with each call's CPU time times `scale` and its waiting unchanged: a call of
+    CPU share s runs (1 - s) + s * scale times as long, with the share its CPU now takes of that."""
+    out = []
+    for p in profiles["functions"]:
+        share = p["cpu_share"]
+        factor = (1 - share) + share * scale
+        q = dict(p)
+        for key in ("p50_ms", "p99_ms", "min_ms", "max_ms"):
+            q[key] = p[key] * factor
+        q["samples_ms"] = [x * factor for x in p["samples_ms"]]
+        q["cpu_share"] = min(share * scale / factor, 1.0)
+        out.append(q)
+    return {"functions": out}
+
+
 def run_sim(args, trace, profiles_path, work, name, cores):
     out = os.path.join(work, name + "-sim.json")
     subprocess.run([args.wasmpod, "simulate", "pod", "--arrivals", trace, "--profiles", profiles_path,
@@ -408,7 +457,8 @@ def rel(sim, real):
 
 # The figures compared, and what each is called in `errors`.
 FIGURES = {"throughput_rps": "throughput", "p50_ms": "p50", "p99_ms": "p99", "mean_queued": "mean_queued",
-           "status_503": "503s", "other_cores": None}
+           "status_503": "503s", "other_cores": None, "pod_cpu_ms_per_call": None,
+           "guest_cpu_ms_per_call": None, "pod_runnable_wait_ms_per_call": None}
 
 
 def mean_figures(summaries):
@@ -469,11 +519,13 @@ def markdown(report):
         f"seconds per call) and admission's ({cap['admission_rps']:.1f}: {CAPACITY_MB} MB / mean declared MB-seconds "
         "per call).",
         "",
-        "| level | calls | figure | real, each run | real, mean | real runs apart | simulated | error |",
-        "|---|---:|---|---:|---:|---:|---:|---:|",
+        "| level | calls | figure | real, each run | real, mean | real runs apart | simulated | error | "
+        "simulated, CPU as under load | error |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for lv in report["levels"]:
         m, s, e, apart = lv["real_mean"], lv["sim"]["summary"], lv["errors"], lv["real_spread"]
+        d, ed = lv["sim_demand"], lv["errors_demand"]
         rows = [("throughput (200/s)", "throughput_rps", 1), ("p50 ms", "p50_ms", 1), ("p99 ms", "p99_ms", 1),
                 ("mean queued", "mean_queued", 2), ("503s", "status_503", 0)]
         for j, (figure, key, digits) in enumerate(rows):
@@ -482,10 +534,15 @@ def markdown(report):
             name = FIGURES[key]
             spread_cell = "-" if apart[name] is None else f"{apart[name] * 100:.0f}%"
             lines.append(f"| {head[0]} | {head[1]} | {figure} | {each} | {fmt(m[key], digits)} | {spread_cell} | "
-                         f"{fmt(s[key], digits)} | {fmt_err(e[name])} |")
+                         f"{fmt(s[key], digits)} | {fmt_err(e[name])} | {fmt(d[key], digits)} | "
+                         f"{fmt_err(ed[name])} |")
     lines += ["", "Error = (simulated - real mean) / real mean; **!** marks a figure more than "
               f"{BAR * 100:.0f}% off. Real runs apart = (largest - smallest) / mean over the real runs of the "
-              "same trace, each on a fresh pod: how far the real pod is from itself. "
+              "same trace, each on a fresh pod: how far the real pod is from itself. Simulated: the profiles "
+              "as calibrated. Simulated, CPU as under load: each function's CPU time scaled by what the real "
+              "pod's threads spent per call during the level over what the calibration predicts for the same "
+              "calls (the CPU scale in the last table), its waiting unchanged: the model's error without the "
+              "calibration's. "
               "Latency is from each call's scheduled arrival to its "
               "answer, 200s only; "
               "real queueing is the pod's `wasmpod_queued_requests` gauge sampled every 100 ms, simulated "
@@ -499,23 +556,21 @@ def markdown(report):
         cells = [f"{fmt(r.get(n, {}).get('mean_ms'), 0)} / {fmt(s.get(n, {}).get('mean_ms'), 0)}" for n in names]
         lines.append(f"| {lv['level']:g}x | " + " | ".join(cells) + " |")
     cpu_ms = {n: c["thread_cpu_seconds"] / c["samples"] * 1000 for n, c in report["calibration"].items()}
-    guest_ms = {n: c["guest_cpu_seconds"] / c["samples"] * 1000 for n, c in report["calibration"].items()}
     lines += ["", "The pod's CPU time per call answered 200 (of it, in the guests): the calibration's per "
-              "function, weighted by the real run's 200s, against what the real pod's threads used under load; "
+              "function, weighted by the real runs' 200s, against what the real pod's threads used under load (the "
+              "mean over the real runs; their ratio is the CPU scale); "
               "the time they waited for a core that other processes held; and the cores those other "
               "processes (the load generator, this script, anything else running) kept busy meanwhile, which "
               "the real pod did not have: the simulated pod runs on the rest.", "",
               "| level | calibration ms (in the guests) | under load ms (in the guests) | waited for a core ms | "
-              "other processes, cores | simulated pod, cores |",
-              "|---|---:|---:|---:|---:|---:|"]
+              "other processes, cores | simulated pod, cores | CPU scale |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for lv in report["levels"]:
-        r = lv["real"]["summary"]
-        ok = sum(v["ok"] for v in r["by_function"].values())
-        expected = sum(v["ok"] * cpu_ms.get(n, 0.0) for n, v in r["by_function"].items()) / max(ok, 1)
-        guest = sum(v["ok"] * guest_ms.get(n, 0.0) for n, v in r["by_function"].items()) / max(ok, 1)
-        lines.append(f"| {lv['level']:g}x | {expected:.2f} ({guest:.2f}) | {r['pod_cpu_ms_per_call']:.2f} "
-                     f"({r['guest_cpu_ms_per_call']:.2f}) | {r['pod_runnable_wait_ms_per_call']:.2f} | "
-                     f"{lv['real_mean']['other_cores']:.2f} | {lv['sim_cores']:.2f} |")
+        m, e = lv["real_mean"], lv["cpu_expected_ms"]
+        lines.append(f"| {lv['level']:g}x | {e['thread_cpu_seconds']:.2f} ({e['guest_cpu_seconds']:.2f}) | "
+                     f"{m['pod_cpu_ms_per_call']:.2f} ({m['guest_cpu_ms_per_call']:.2f}) | "
+                     f"{m['pod_runnable_wait_ms_per_call']:.2f} | {m['other_cores']:.2f} | {lv['sim_cores']:.2f} | "
+                     f"{lv['cpu_scale']:.3f} |")
     lines += ["", "Calibration (each function alone, one request at a time):", "",
               "| function | run p50 / mean / p99 ms | peak MB | Memory-Request MB | instantiate ms | CPU ms | "
               "CPU share | waited for a core ms |",
