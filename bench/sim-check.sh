@@ -8,7 +8,7 @@
 #   bench/sim-check.sh [--duration SECONDS] [--repeats N] [--quick]
 #
 # Results: bench/results/sim-check.{md,json,svg} and sim-check.profiles.json (45 s per level and
-# run, three real runs: about 9 minutes after the release build). A --quick run (debug build, 8 s
+# run, three real runs: about 8 minutes after the release build). A --quick run (debug build, 8 s
 # per level, one real run; CI runs it) writes bench/results/sim-check-quick.*, which git ignores; it fails if the check breaks,
 # not on the error (debug timings are noisy).
 set -euo pipefail
