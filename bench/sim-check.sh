@@ -9,8 +9,8 @@
 #
 # Results: bench/results/sim-check.{md,json,svg} and sim-check.profiles.json (45 s per level and
 # run, three real runs: about 8 minutes after the release build). A --quick run (debug build, 8 s
-# per level, one real run; CI runs it) writes bench/results/sim-check-quick.*, which git ignores; it fails if the check breaks,
-# not on the error (debug timings are noisy).
+# per level, one real run; CI runs it) writes bench/results/sim-check-quick.*, which git ignores;
+# it fails if the check breaks, not on the error (debug timings are noisy).
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
