@@ -6,7 +6,7 @@
 //! No cluster runs here, so "what the binary understands" is checked against the binary itself:
 //! the environment variables a container sets must be ones `wasmpod serve --help` lists, the
 //! superpod's settings must start a real server, and every metric a query names must be one a
-//! real server exports.
+//! real server exports (or, for the autoscaler's series, one the controller's `/metrics` renders).
 
 mod support;
 
@@ -186,11 +186,13 @@ struct LabelSelector {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ScrapeEndpoint {
     port: String,
     path: String,
     interval: String,
+    #[serde(default)]
+    honor_labels: Option<bool>,
 }
 
 /// The prometheus-adapter Helm chart's values (the parts we set).
@@ -340,6 +342,17 @@ async fn exported_metric_names() -> BTreeSet<String> {
     assert_eq!(server.get("/spin").await.status, 504);
     assert_eq!(server.get("/out?url=http://127.0.0.1:9/").await.text(), "error 7\n");
     let text = server.get("/metrics").await.text();
+    let names = sample_names(&text);
+    assert!(
+        names.contains("wasmpod_inflight_memory_mb") && names.contains("wasmpod_rejected_total"),
+        "{text}"
+    );
+    names
+}
+
+/// Every sample name a Prometheus text exposition holds: counters with `_total`, histograms with
+/// `_bucket`, `_sum` and `_count`.
+fn sample_names(text: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for line in text.lines() {
         if let Some(declaration) = line.strip_prefix("# TYPE ") {
@@ -355,11 +368,47 @@ async fn exported_metric_names() -> BTreeSet<String> {
             names.insert(line.split(['{', ' ']).next().unwrap().to_owned());
         }
     }
+    names
+}
+
+/// What `wasmpod autoscale` exports on its own `/metrics`: the sample names and the label names
+/// they carry, from the very exposition its `/metrics` serves (the controller's
+/// [`wasmpod_controller::ControllerMetrics::encode`]; every series is there from the start).
+fn controller_exports() -> (BTreeSet<String>, BTreeSet<String>) {
+    let text = wasmpod_controller::ControllerMetrics::new("default", "wasmpod").encode();
+    let names = sample_names(&text);
     assert!(
-        names.contains("wasmpod_inflight_memory_mb") && names.contains("wasmpod_rejected_total"),
+        names.contains("wasmpod_autoscaler_desired_pods")
+            && names.contains("wasmpod_autoscaler_scale_patches_total"),
         "{text}"
     );
-    names
+    let labels: BTreeSet<String> = text
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once('{')?.1.split_once('}').map(|(labels, _)| labels.to_owned()))
+        .flat_map(|labels| {
+            labels.split(',').filter_map(|pair| Some(pair.split_once('=')?.0.to_owned())).collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(labels.contains("deployment"), "{text}");
+    (names, labels)
+}
+
+/// The label names an expression's selectors match on, for each `wasmpod_*` metric it names
+/// with a selector (`name{label=~"...",...}`).
+fn selector_labels(expr: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for name in metrics_named(expr) {
+        for (at, _) in expr.match_indices(&format!("{name}{{")) {
+            let selector = &expr[at + name.len() + 1..];
+            let selector = &selector[..selector.find('}').unwrap_or(selector.len())];
+            for matcher in selector.split(',').filter(|m| !m.trim().is_empty()) {
+                let label = matcher.split(['=', '!', '~']).next().unwrap_or_default().trim();
+                found.push((name.clone(), label.to_owned()));
+            }
+        }
+    }
+    found
 }
 
 /// The `wasmpod_*` metric names a PromQL expression mentions.
@@ -568,19 +617,33 @@ async fn knative_hpa_service_scales_on_the_adapters_declared_memory_metric() {
     assert!(!endpoint.interval.is_empty());
 }
 
+/// Whether a selector's `matchLabels` select an object labelled `labels`.
+fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// A file's one Deployment, the labels of the pods it makes (its own selector must select them),
+/// their spec and their one container.
+fn deployment_and_pods(relative: &str) -> (Deployment, BTreeMap<String, String>, PodSpec, Container) {
+    let deployment: Deployment = object(relative, "Deployment");
+    let spec = deployment.spec.as_ref().expect("spec");
+    let labels = spec.template.metadata.as_ref().and_then(|m| m.labels.clone()).expect("pod labels");
+    assert!(selects(spec.selector.match_labels.as_ref().unwrap(), &labels), "{relative}: selector");
+    let pod = spec.template.spec.clone().expect("pod spec");
+    let [container] = pod.containers.as_slice() else { panic!("{relative}: one container") };
+    let container = container.clone();
+    (deployment, labels, pod, container)
+}
+
 /// The plain Deployment, its Service, PodDisruptionBudget and ServiceMonitor.
 #[test]
 fn plain_deployment_service_budget_and_monitor_fit_together() {
     let relative = "k8s/superpod.yaml";
     assert_kinds(relative, &["Deployment", "Service", "PodDisruptionBudget"]);
-    let deployment: Deployment = object(relative, "Deployment");
+    let (deployment, template_labels, pod, container) = deployment_and_pods(relative);
+    let (pod, container) = (&pod, &container);
     let spec = deployment.spec.as_ref().expect("spec");
-    let template_labels = spec.template.metadata.as_ref().and_then(|m| m.labels.clone()).expect("pod labels");
-    let selects =
-        |selector: &BTreeMap<String, String>| selector.iter().all(|(k, v)| template_labels.get(k) == Some(v));
-    assert!(selects(spec.selector.match_labels.as_ref().unwrap()));
-    let pod = spec.template.spec.as_ref().expect("pod spec");
-    let [container] = pod.containers.as_slice() else { panic!("one container") };
+    let selects_pods = |selector: &BTreeMap<String, String>| selects(selector, &template_labels);
     check_superpod_container(relative, container, &serve_env_names());
     pod_runs_as_non_root(relative, pod, container);
     let env = env_of(container);
@@ -596,7 +659,7 @@ fn plain_deployment_service_budget_and_monitor_fit_together() {
 
     let service: Service = object(relative, "Service");
     let service_spec = service.spec.as_ref().unwrap();
-    assert!(selects(service_spec.selector.as_ref().unwrap()));
+    assert!(selects_pods(service_spec.selector.as_ref().unwrap()));
     let [port] = service_spec.ports.as_deref().unwrap() else { panic!("one service port") };
     let named = container.ports.iter().flatten().find(|p| {
         Some(&IntOrString::String(p.name.clone().unwrap_or_default())) == port.target_port.as_ref()
@@ -605,7 +668,7 @@ fn plain_deployment_service_budget_and_monitor_fit_together() {
 
     let budget: PodDisruptionBudget = object(relative, "PodDisruptionBudget");
     let budget_spec = budget.spec.unwrap();
-    assert!(selects(budget_spec.selector.unwrap().match_labels.as_ref().unwrap()));
+    assert!(selects_pods(budget_spec.selector.unwrap().match_labels.as_ref().unwrap()));
     assert_eq!(budget_spec.max_unavailable, Some(IntOrString::Int(1)));
 
     let monitor: ServiceMonitor = object("k8s/servicemonitor.yaml", "ServiceMonitor");
@@ -613,12 +676,90 @@ fn plain_deployment_service_budget_and_monitor_fit_together() {
         (monitor.api_version.as_str(), monitor.kind.as_str()),
         ("monitoring.coreos.com/v1", "ServiceMonitor")
     );
-    let service_labels = service.metadata.labels.clone().unwrap_or_default();
-    assert!(monitor.spec.selector.match_labels.iter().all(|(k, v)| service_labels.get(k) == Some(v)));
+    assert!(selects(
+        &monitor.spec.selector.match_labels,
+        &service.metadata.labels.clone().unwrap_or_default()
+    ));
     assert_eq!(monitor.metadata.namespace, service.metadata.namespace);
     let [endpoint] = monitor.spec.endpoints.as_slice() else { panic!("one endpoint") };
     assert_eq!((Some(endpoint.port.as_str()), endpoint.path.as_str()), (port.name.as_deref(), "/metrics"));
     assert!(!endpoint.interval.is_empty());
+}
+
+/// `wasmpod autoscale`'s Deployment and the Service and ServiceMonitor that scrape its own
+/// `/metrics`: the monitor selects a Service that exists, on a port that exists, which reaches the
+/// container port the controller listens on; the flags are ones `wasmpod autoscale` takes, and
+/// name the Deployment and the metrics port of superpod.yaml.
+#[test]
+fn autoscaler_deployment_service_and_monitor_fit_together() {
+    let relative = "k8s/autoscaler.yaml";
+    assert_kinds(relative, &["ServiceAccount", "Role", "RoleBinding", "Deployment", "Service"]);
+    let (deployment, template_labels, pod, container) = deployment_and_pods(relative);
+    assert_eq!(deployment.spec.as_ref().and_then(|s| s.replicas), Some(1), "one decision maker");
+    pod_runs_as_non_root(relative, &pod, &container);
+
+    // The flags: `autoscale`, then flags `wasmpod autoscale --help` lists, each with its value.
+    let args = container.args.clone().expect("args");
+    assert_eq!(args.first().map(String::as_str), Some("autoscale"), "{relative}");
+    let output = support::run_wasmpod(&deploy_dir(), &["autoscale", "--help"], b"");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    let mut flags = BTreeMap::new();
+    for pair in args[1..].chunks(2) {
+        let [flag, value] = pair else { panic!("{relative}: {pair:?}: a flag without a value") };
+        assert!(flag.starts_with("--") && help.contains(&format!("{flag} <")), "{relative}: {flag}");
+        flags.insert(flag.as_str(), value.as_str());
+    }
+    // It scales superpod.yaml's Deployment and scrapes the port its container names.
+    let superpods: Deployment = object("k8s/superpod.yaml", "Deployment");
+    assert_eq!(Some(flags["--deployment"]), superpods.metadata.name.as_deref());
+    assert_eq!(Some(flags["--namespace"]), superpods.metadata.namespace.as_deref());
+    let superpod = superpods.spec.unwrap().template.spec.unwrap();
+    let superpod_ports = superpod.containers[0].ports.clone().unwrap_or_default();
+    assert!(superpod_ports.iter().any(|p| p.name.as_deref() == Some(flags["--pod-port"])), "--pod-port");
+
+    // It listens for /metrics on a container port it names, and its liveness probe asks that port.
+    let listen: std::net::SocketAddr = flags["--metrics-listen"].parse().expect("--metrics-listen");
+    let ports = container.ports.clone().unwrap_or_default();
+    let [metrics_port] = ports.as_slice() else { panic!("{relative}: one container port") };
+    assert_eq!(metrics_port.container_port, i32::from(listen.port()), "{relative}");
+    let metrics_port_name = metrics_port.name.clone().expect("a named port");
+    let liveness = container.liveness_probe.as_ref().and_then(|p| p.http_get.as_ref()).expect("liveness");
+    assert_eq!(
+        (liveness.path.as_deref(), &liveness.port),
+        (Some("/healthz"), &IntOrString::String(metrics_port_name.clone()))
+    );
+
+    // The Service in front of it targets that port by name.
+    let service: Service = object(relative, "Service");
+    assert_eq!(service.metadata.namespace, deployment.metadata.namespace);
+    let service_spec = service.spec.as_ref().unwrap();
+    assert!(selects(service_spec.selector.as_ref().unwrap(), &template_labels));
+    let [port] = service_spec.ports.as_deref().unwrap() else { panic!("one service port") };
+    assert_eq!(port.target_port, Some(IntOrString::String(metrics_port_name)), "{relative}");
+
+    // The monitor selects that Service (and not the superpods'), on that port, keeping the
+    // controller's own `namespace` and `deployment` labels.
+    let monitor_file = "k8s/autoscaler-servicemonitor.yaml";
+    assert_kinds(monitor_file, &["ServiceMonitor"]);
+    let monitor: ServiceMonitor = object(monitor_file, "ServiceMonitor");
+    assert_eq!(
+        (monitor.api_version.as_str(), monitor.kind.as_str()),
+        ("monitoring.coreos.com/v1", "ServiceMonitor")
+    );
+    let monitor_selects = |monitor: &ServiceMonitor, service: &Service| {
+        selects(&monitor.spec.selector.match_labels, &service.metadata.labels.clone().unwrap_or_default())
+    };
+    assert!(monitor_selects(&monitor, &service), "{monitor_file}: selects no Service of {relative}");
+    let superpods_service: Service = object("k8s/superpod.yaml", "Service");
+    assert!(!monitor_selects(&monitor, &superpods_service), "{monitor_file}: selects the superpods");
+    let pods_monitor: ServiceMonitor = object("k8s/servicemonitor.yaml", "ServiceMonitor");
+    assert!(!monitor_selects(&pods_monitor, &service), "servicemonitor.yaml: selects the controller");
+    assert_eq!(monitor.metadata.namespace, service.metadata.namespace);
+    let [endpoint] = monitor.spec.endpoints.as_slice() else { panic!("one endpoint") };
+    assert_eq!((Some(endpoint.port.as_str()), endpoint.path.as_str()), (port.name.as_deref(), "/metrics"));
+    assert!(!endpoint.interval.is_empty());
+    assert_eq!(endpoint.honor_labels, Some(true), "{monitor_file}: the controller's namespace label");
 }
 
 #[tokio::test]
@@ -665,14 +806,28 @@ async fn keda_scales_the_plain_deployment_on_declared_memory() {
     assert_eq!(trigger.metadata.threshold, (capacity * 0.7).to_string());
 }
 
+/// The dashboard's row of `wasmpod autoscale`'s own series; every other row is the pods'.
+const CONTROLLER_ROW: &str = "Autoscaler (controller)";
+
 #[tokio::test]
-async fn grafana_dashboard_queries_only_metrics_the_server_exports() {
+async fn grafana_dashboard_queries_only_metrics_the_server_and_the_controller_export() {
     let path = deploy_dir().join("grafana/wasmpod-dashboard.json");
     let text = std::fs::read_to_string(&path).unwrap();
     let dashboard: Dashboard =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert!(!dashboard.title.is_empty() && !dashboard.uid.is_empty());
-    let exported = exported_metric_names().await;
+    let server = exported_metric_names().await;
+    let (controller, controller_labels) = controller_exports();
+    assert!(server.is_disjoint(&controller), "the server and the controller export the same name");
+    let either: BTreeSet<String> = server.union(&controller).cloned().collect();
+
+    // Each panel sits under the last row above it.
+    let mut rows: Vec<&Panel> = dashboard.panels.iter().filter(|p| p.kind == "row").collect();
+    rows.sort_by_key(|row| row.grid_pos.y);
+    let row_of = |panel: &Panel| {
+        rows.iter().rev().find(|row| row.grid_pos.y < panel.grid_pos.y).map(|row| row.title.as_str())
+    };
+    assert!(rows.iter().any(|row| row.title == CONTROLLER_ROW), "no row {CONTROLLER_ROW:?}");
 
     let mut ids = BTreeSet::new();
     let mut queried = BTreeSet::new();
@@ -688,12 +843,15 @@ async fn grafana_dashboard_queries_only_metrics_the_server_exports() {
         }
         assert!(panel.datasource.is_some(), "{}: no data source", panel.title);
         assert!(!panel.targets.is_empty(), "{}: no query", panel.title);
+        // The controller's row reads the controller's series only, the other rows the pods'.
+        let (exported, source) = if row_of(panel) == Some(CONTROLLER_ROW) {
+            (&controller, "the controller")
+        } else {
+            (&server, "the server")
+        };
         for target in &panel.targets {
-            assert_metrics_exported(
-                &format!("panel {:?} {}", panel.title, target.ref_id),
-                &target.expr,
-                &exported,
-            );
+            let what = format!("panel {:?} {} (from {source})", panel.title, target.ref_id);
+            assert_metrics_exported(&what, &target.expr, exported);
             queried.extend(metrics_named(&target.expr));
         }
     }
@@ -705,11 +863,30 @@ async fn grafana_dashboard_queries_only_metrics_the_server_exports() {
             assert!(apart, "panels {names:?} overlap");
         }
     }
+    let mut expressions: Vec<(String, &str)> = Vec::new();
     for variable in dashboard.templating.list.iter().filter(|v| v.kind == "query") {
         let definition = variable.definition.as_deref().unwrap_or_default();
-        assert_metrics_exported(&format!("variable {}", variable.name), definition, &exported);
+        assert_metrics_exported(&format!("variable {}", variable.name), definition, &either);
+        expressions.push((format!("variable {}", variable.name), definition));
     }
-    // What a platform team opens it for.
+    for panel in &dashboard.panels {
+        expressions
+            .extend(panel.targets.iter().map(|t| (format!("panel {:?}", panel.title), t.expr.as_str())));
+    }
+    // The controller's series are selected by labels they carry (`namespace` and `deployment`,
+    // kept by the ServiceMonitor's honorLabels), not by labels only the pods' series have.
+    for (what, expr) in expressions {
+        for (metric, label) in selector_labels(expr) {
+            if controller.contains(&metric) {
+                assert!(
+                    controller_labels.contains(&label),
+                    "{what}: {metric} has no label {label:?} (it has {controller_labels:?})"
+                );
+            }
+        }
+    }
+    // What a platform team opens it for: the pods' admission, and the autoscaler's decisions and
+    // their inputs.
     for metric in [
         "wasmpod_inflight_memory_mb",
         "wasmpod_queued_memory_mb",
@@ -717,6 +894,15 @@ async fn grafana_dashboard_queries_only_metrics_the_server_exports() {
         "wasmpod_rejected_total",
         "wasmpod_request_duration_seconds_bucket",
         "wasmpod_cpu_utilization_cores",
+        "wasmpod_autoscaler_desired_pods",
+        "wasmpod_autoscaler_ready_pods",
+        "wasmpod_autoscaler_stable_memory_mb",
+        "wasmpod_autoscaler_panic_memory_mb",
+        "wasmpod_autoscaler_target_memory_mb",
+        "wasmpod_autoscaler_observed_cpu_cores",
+        "wasmpod_autoscaler_stable_cpu_cores",
+        "wasmpod_autoscaler_panic_mode",
+        "wasmpod_autoscaler_excess_burst_capacity_mb",
     ] {
         assert!(queried.contains(metric), "the dashboard has no panel on {metric}");
     }
