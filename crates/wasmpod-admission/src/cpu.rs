@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
+use wasmpod_cgroup::CgroupLayout;
 
 /// The latest CPU utilization of the pod, in cores (1.0 = one core busy).
 ///
@@ -189,28 +190,13 @@ fn invalid(path: &Path, what: &str) -> io::Error {
 /// Picks the usage file from `/proc/self/mountinfo` and `/proc/self/cgroup` text; `usable` says
 /// whether a candidate can actually be read.
 fn choose_source(mountinfo: &str, cgroup: &str, usable: impl Fn(&CpuSource) -> bool) -> CpuSource {
-    let mounts: Vec<Mount> = mountinfo.lines().filter_map(Mount::parse).collect();
-    let mut v1_path = None;
-    let mut v2_path = None;
-    for line in cgroup.lines() {
-        let mut fields = line.splitn(3, ':');
-        let (Some(id), Some(controllers), Some(path)) = (fields.next(), fields.next(), fields.next()) else {
-            continue;
-        };
-        if id == "0" && controllers.is_empty() {
-            v2_path = Some(path);
-        } else if controllers.split(',').any(|c| c == "cpuacct") {
-            v1_path = Some(path);
-        }
-    }
-
-    let v1_mount =
-        mounts.iter().find(|m| m.fstype == "cgroup" && m.options.split(',').any(|o| o == "cpuacct"));
-    let v2_mount = mounts.iter().find(|m| m.fstype == "cgroup2");
-    let v1 = v1_mount.zip(v1_path).map(|(mount, path)| (mount, path, true));
-    let v2 = v2_mount.zip(v2_path).map(|(mount, path)| (mount, path, false));
-    for (mount, path, is_v1) in v1.into_iter().chain(v2) {
-        for dir in mount.candidate_dirs(path) {
+    let layout = CgroupLayout::parse(mountinfo, cgroup);
+    let v1 = layout.v1("cpuacct").map(|hierarchy| (hierarchy, true));
+    let v2 = layout.v2().map(|hierarchy| (hierarchy, false));
+    for (hierarchy, is_v1) in v1.into_iter().chain(v2) {
+        // The directory of the cgroup under the mount, then the mount point itself (a container
+        // whose own cgroup is mounted at the mount point, seen from outside its namespace).
+        for dir in [hierarchy.dir(), hierarchy.mount.point.clone()] {
             let candidate = if is_v1 {
                 CpuSource::CgroupV1(dir.join("cpuacct.usage"))
             } else {
@@ -222,62 +208,6 @@ fn choose_source(mountinfo: &str, cgroup: &str, usable: impl Fn(&CpuSource) -> b
         }
     }
     CpuSource::ProcSelf
-}
-
-/// One cgroup-relevant line of `/proc/self/mountinfo`.
-struct Mount {
-    root: String,
-    point: PathBuf,
-    fstype: String,
-    options: String,
-}
-
-impl Mount {
-    /// `id parent major:minor root point opts [optional...] - fstype source super-opts`
-    fn parse(line: &str) -> Option<Mount> {
-        let (left, right) = line.split_once(" - ")?;
-        let mut left = left.split(' ');
-        let root = left.nth(3)?;
-        let point = left.next()?;
-        let mut right = right.split(' ');
-        let fstype = right.next()?;
-        let options = right.nth(1)?;
-        Some(Mount {
-            root: unescape(root),
-            point: PathBuf::from(unescape(point)),
-            fstype: fstype.to_owned(),
-            options: options.to_owned(),
-        })
-    }
-
-    /// The directory of the cgroup at `path` under this mount, then the mount point itself (a
-    /// container whose own cgroup is mounted at the mount point, seen from outside its namespace).
-    fn candidate_dirs(&self, path: &str) -> [PathBuf; 2] {
-        let relative =
-            if self.root == "/" { path } else { path.strip_prefix(self.root.as_str()).unwrap_or(path) };
-        [self.point.join(relative.trim_start_matches('/')), self.point.clone()]
-    }
-}
-
-/// Undoes mountinfo's octal escapes (`\040` for a space).
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
-        match (bytes[i], octal) {
-            (b'\\', Some(d)) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
-                i += 4;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `utime + stime` in clock ticks from `/proc/<pid>/stat`. The command name may contain spaces
@@ -435,12 +365,6 @@ mod tests {
             });
             assert_eq!(got, case.source, "{}", case.name);
         }
-    }
-
-    #[test]
-    fn mountinfo_escapes_are_undone() {
-        assert_eq!(unescape(r"/mnt/a\040b"), "/mnt/a b");
-        assert_eq!(unescape(r"/plain\x"), r"/plain\x");
     }
 
     #[test]

@@ -30,6 +30,7 @@ use std::sync::{mpsc, Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmpod_cgroup::CgroupLayout;
 
 /// The CFS period every quota is a share of (the `cpu_quota` header's 100 ms).
 pub const CGROUP_CPU_PERIOD: Duration = Duration::from_millis(100);
@@ -377,29 +378,18 @@ fn move_thread(mechanism: &Mechanism, dirs: &WorkerDirs, tid: libc::c_long) -> R
 /// The candidate mechanisms for this process, v1 `cpu` first, from `/proc/self/mountinfo` and
 /// `/proc/self/cgroup` text.
 fn candidates(mountinfo: &str, cgroup: &str) -> Vec<Mechanism> {
-    let mounts: Vec<Mount> = mountinfo.lines().filter_map(Mount::parse).collect();
+    let layout = CgroupLayout::parse(mountinfo, cgroup);
     let mut out = Vec::new();
-    let v1_path = |controller: &str| {
-        cgroup.lines().find_map(|line| {
-            let mut fields = line.splitn(3, ':');
-            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-            controllers.split(',').any(|c| c == controller).then_some(path)
-        })
-    };
-    let v1_mount =
-        |controller: &str| mounts.iter().find(|m| m.fstype == "cgroup" && m.has_option(controller));
-    if let (Some(mount), Some(path)) = (v1_mount("cpu"), v1_path("cpu")) {
-        let cpu = mount.dir_of(path);
+    if let Some(cpu) = layout.v1("cpu") {
         // Accounting apart from the controller (separate mounts): a twin group there.
-        let cpuacct = match (v1_mount("cpuacct"), v1_path("cpuacct")) {
-            (Some(acct), Some(acct_path)) if !mount.has_option("cpuacct") => Some(acct.dir_of(acct_path)),
+        let cpuacct = match layout.v1("cpuacct") {
+            Some(acct) if !cpu.mount.has_option("cpuacct") => Some(acct.dir()),
             _ => None,
         };
-        out.push(Mechanism::V1 { cpu, cpuacct });
+        out.push(Mechanism::V1 { cpu: cpu.dir(), cpuacct });
     }
-    let v2_path = cgroup.lines().find_map(|line| line.strip_prefix("0::"));
-    if let (Some(mount), Some(path)) = (mounts.iter().find(|m| m.fstype == "cgroup2"), v2_path) {
-        out.push(Mechanism::V2 { parent: mount.dir_of(path) });
+    if let Some(v2) = layout.v2() {
+        out.push(Mechanism::V2 { parent: v2.dir() });
     }
     out
 }
@@ -540,44 +530,6 @@ fn cpu_max(quota_us: u64) -> String {
 fn gettid() -> libc::c_long {
     // SAFETY: gettid takes no arguments and cannot fail.
     unsafe { libc::syscall(libc::SYS_gettid) }
-}
-
-/// One cgroup line of `/proc/self/mountinfo`.
-struct Mount {
-    root: String,
-    point: PathBuf,
-    fstype: String,
-    options: String,
-}
-
-impl Mount {
-    /// `id parent major:minor root point opts [optional...] - fstype source super-opts`
-    fn parse(line: &str) -> Option<Mount> {
-        let (left, right) = line.split_once(" - ")?;
-        let mut left = left.split(' ');
-        let root = left.nth(3)?;
-        let point = left.next()?;
-        let mut right = right.split(' ');
-        let fstype = right.next()?;
-        let options = right.nth(1)?;
-        Some(Mount {
-            root: root.to_owned(),
-            point: PathBuf::from(point.replace("\\040", " ")),
-            fstype: fstype.to_owned(),
-            options: options.to_owned(),
-        })
-    }
-
-    fn has_option(&self, option: &str) -> bool {
-        self.options.split(',').any(|o| o == option)
-    }
-
-    /// The directory of the cgroup at `path` (from `/proc/self/cgroup`) under this mount.
-    fn dir_of(&self, path: &str) -> PathBuf {
-        let relative =
-            if self.root == "/" { path } else { path.strip_prefix(self.root.as_str()).unwrap_or(path) };
-        self.point.join(relative.trim_start_matches('/'))
-    }
 }
 
 #[cfg(test)]
