@@ -24,15 +24,7 @@ done
 
 cd "$repo"
 
-if $quick; then
-  bench_build debug
-  out=bench/results/cpu-isolation-quick
-  extra=(--quick)
-else
-  bench_build release
-  out=bench/results/cpu-isolation
-  extra=()
-fi
+bench_mode "$quick" cpu-isolation
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 python3 bench/cpu_isolation.py --wasmpod "$bin/wasmpod" \
-  --guests "$(bench_guests cpu)" --out "$out" --commit "$commit" "${extra[@]}"
+  --guests "$(bench_guests cpu)" --out "$out" --commit "$commit" "${quick_args[@]}"

@@ -35,6 +35,22 @@ bench_build() {
   esac
 }
 
+# The build and the results of a run, for a driver with a --quick mode: `bench_mode QUICK NAME`
+# (QUICK is true or false) builds as `bench_build debug` for a quick run, release otherwise, and
+# sets out to bench/results/NAME-quick (git ignores those) or bench/results/NAME, and quick_args
+# to what the driver passes on to its Python harness (`--quick`, or nothing).
+bench_mode() {
+  if "$1"; then
+    bench_build debug
+    out=bench/results/$2-quick
+    quick_args=(--quick)
+  else
+    bench_build release
+    out=bench/results/$2
+    quick_args=()
+  fi
+}
+
 # Prints the folder of the wasm32-wasip1 test guest NAME.wasm (crates/wasmpod-guests/build.rs
 # builds them into <repo>/target/guests), or fails saying how to build it.
 bench_guests() {

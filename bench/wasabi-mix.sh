@@ -24,16 +24,8 @@ done
 
 cd "$repo"
 
-if $quick; then
-  bench_build debug
-  out=bench/results/wasabi-mix-quick
-  extra=(--quick)
-else
-  bench_build release
-  out=bench/results/wasabi-mix
-  extra=()
-  echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-fi
+bench_mode "$quick" wasabi-mix
+$quick || echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 python3 bench/wasabi_mix.py --wasmpod "$bin/wasmpod" --loadgen "$bin/loadgen" \
   --guests "$(bench_guests genpdf)" --profiles bench/results/wasabi-profiles.json \
-  --duration "$duration" --out "$out" --commit "$commit" "${extra[@]}"
+  --duration "$duration" --out "$out" --commit "$commit" "${quick_args[@]}"
