@@ -462,16 +462,26 @@ FIGURES = {"throughput_rps": "throughput", "p50_ms": "p50", "p99_ms": "p99", "me
 
 
 def mean_figures(summaries):
-    """Each compared figure's mean over the real runs of one level."""
-    return {k: sum(s[k] for s in summaries) / len(summaries) for k in FIGURES}
+    """Each compared figure's mean over the real runs of one level (None where no run has it: a
+    latency percentile of a run without a 200)."""
+    means = {}
+    for k in FIGURES:
+        values = [s[k] for s in summaries if s[k] is not None]
+        means[k] = sum(values) / len(values) if values else None
+    return means
 
 
 def spread(summaries, mean):
     """How far apart the real runs of one level were: (largest - smallest) / mean, per figure (None
-    from a single run)."""
-    return {name: (max(s[k] for s in summaries) - min(s[k] for s in summaries)) / mean[k]
-            if mean[k] and len(summaries) > 1 else None
-            for k, name in FIGURES.items() if name}
+    from a single run, or where a run lacks the figure)."""
+    out = {}
+    for k, name in FIGURES.items():
+        if not name:
+            continue
+        values = [s[k] for s in summaries]
+        usable = mean[k] and len(values) > 1 and None not in values
+        out[name] = (max(values) - min(values)) / mean[k] if usable else None
+    return out
 
 
 def errors(real, sim):
