@@ -72,6 +72,7 @@ def main():
     ap.add_argument("--commit", default="unknown")
     ap.add_argument("--quick", action="store_true", help="CI smoke: short, debug timings")
     args = ap.parse_args()
+    args.repeats = max(args.repeats, 1)
 
     with tempfile.TemporaryDirectory(prefix="wasmpod-sim-check-") as work:
         config = os.path.join(work, "modules.toml")
@@ -106,14 +107,16 @@ def main():
             n = write_trace(trace, rate, args.duration, args.seed + i)
             print(f"level {level:g}x: {rate:.1f} req/s, {n} calls over {args.duration:g} s", file=sys.stderr)
             runs = [run_real(args, work, config, cache, targets, trace, f"level{i}-run{r}")
-                    for r in range(max(args.repeats, 1))]
+                    for r in range(args.repeats)]
             real = runs[0]
             mean = mean_figures([run["summary"] for run in runs])
             # The real pod shared the machine: the simulated one gets the cores it had.
             sim_cores = max(args.cores - mean["other_cores"], 0.1)
             sim = run_sim(args, trace, profiles_path, work, f"level{i}", sim_cores)
-            cpu_scale = demand_scale(runs, calibration)
             expected = {k: expected_cpu_ms(runs, calibration, k) for k in ("thread_cpu_seconds", "guest_cpu_seconds")}
+            # The CPU scale: what the real pod's threads spent per call over what the calibration predicts.
+            predicted = expected["thread_cpu_seconds"]
+            cpu_scale = mean["pod_cpu_ms_per_call"] / predicted if predicted > 0 else 1.0
             scaled_path = os.path.join(work, f"level{i}-profiles.json")
             with open(scaled_path, "w") as f:
                 json.dump(scaled_profiles(profiles, cpu_scale), f)
@@ -128,7 +131,7 @@ def main():
 
     report = {"schema": 1, "commit": args.commit, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "quick": args.quick, "cores": args.cores, "duration_s": args.duration, "seed": args.seed,
-              "repeats": max(args.repeats, 1),
+              "repeats": args.repeats,
               "load_average_before": load_before, "load_average_after": load_after,
               "pod_flags": POD_FLAGS,
               "mix": [dict(name=n, guest=g, query=q, memory_request_mb=d, weight=w) for n, g, q, d, w in MIX],
@@ -357,24 +360,21 @@ def warm_up(base):
     conn.close()
 
 
+def calibrated_ms(c, key):
+    """CPU ms per call of one calibrated function; `key`: `thread_cpu_seconds` (the pod's
+    threads) or `guest_cpu_seconds`."""
+    return c[key] / c["samples"] * 1000
+
+
 def expected_cpu_ms(runs, calibration, key):
     """CPU ms per call answered 200 that the calibration predicts for a level's real runs (their
-    200s of each function); `key`: `thread_cpu_seconds` (the pod's threads) or `guest_cpu_seconds`."""
+    200s of each function)."""
     ok = {}
     for run in runs:
         for name, v in run["summary"]["by_function"].items():
             ok[name] = ok.get(name, 0) + v["ok"]
     calls = sum(ok.values())
-    return sum(n * calibration[name][key] / calibration[name]["samples"] * 1000
-               for name, n in ok.items()) / calls if calls else 0.0
-
-
-def demand_scale(runs, calibration):
-    """The real pod's CPU time per call answered 200 during a level, over what the calibration
-    predicts for the same calls."""
-    expected = expected_cpu_ms(runs, calibration, "thread_cpu_seconds")
-    measured = sum(run["summary"]["pod_cpu_ms_per_call"] for run in runs) / len(runs)
-    return measured / expected if expected > 0 else 1.0
+    return sum(n * calibrated_ms(calibration[name], key) for name, n in ok.items()) / calls if calls else 0.0
 
 
 def scaled_profiles(profiles, scale):
@@ -485,10 +485,8 @@ def spread(summaries, mean):
 
 
 def errors(real, sim):
-    return {"throughput": rel(sim["throughput_rps"], real["throughput_rps"]),
-            "p50": rel(sim["p50_ms"], real["p50_ms"]), "p99": rel(sim["p99_ms"], real["p99_ms"]),
-            "mean_queued": rel(sim["mean_queued"], real["mean_queued"]),
-            "503s": rel(sim["status_503"], real["status_503"])}
+    """The simulator's relative error on each compared figure."""
+    return {name: rel(sim[k], real[k]) for k, name in FIGURES.items() if name}
 
 
 def read_loadavg():
@@ -565,7 +563,7 @@ def markdown(report):
         r, s = lv["real"]["summary"]["by_function"], lv["sim"]["summary"]["by_function"]
         cells = [f"{fmt(r.get(n, {}).get('mean_ms'), 0)} / {fmt(s.get(n, {}).get('mean_ms'), 0)}" for n in names]
         lines.append(f"| {lv['level']:g}x | " + " | ".join(cells) + " |")
-    cpu_ms = {n: c["thread_cpu_seconds"] / c["samples"] * 1000 for n, c in report["calibration"].items()}
+    cpu_ms = {n: calibrated_ms(c, "thread_cpu_seconds") for n, c in report["calibration"].items()}
     lines += ["", "The pod's CPU time per call answered 200 (of it, in the guests): the calibration's per "
               "function, weighted by the real runs' 200s, against what the real pod's threads used under load (the "
               "mean over the real runs; their ratio is the CPU scale); "
