@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Container, PodSpec, Service};
+use k8s_openapi::api::core::v1::{Container, PodSpec, Service, ServicePort};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -672,18 +672,38 @@ fn plain_deployment_service_budget_and_monitor_fit_together() {
     assert_eq!(budget_spec.max_unavailable, Some(IntOrString::Int(1)));
 
     let monitor: ServiceMonitor = object("k8s/servicemonitor.yaml", "ServiceMonitor");
+    scraped_endpoint("k8s/servicemonitor.yaml", &monitor, &service, port);
+}
+
+/// Whether a ServiceMonitor selects a Service.
+fn monitor_selects(monitor: &ServiceMonitor, service: &Service) -> bool {
+    selects(&monitor.spec.selector.match_labels, &service.metadata.labels.clone().unwrap_or_default())
+}
+
+/// The one endpoint of a ServiceMonitor, checked to scrape `service`'s `port` on `/metrics`: the
+/// monitor is a `monitoring.coreos.com/v1` ServiceMonitor in the Service's namespace that
+/// selects it.
+fn scraped_endpoint<'a>(
+    file: &str,
+    monitor: &'a ServiceMonitor,
+    service: &Service,
+    port: &ServicePort,
+) -> &'a ScrapeEndpoint {
     assert_eq!(
         (monitor.api_version.as_str(), monitor.kind.as_str()),
-        ("monitoring.coreos.com/v1", "ServiceMonitor")
+        ("monitoring.coreos.com/v1", "ServiceMonitor"),
+        "{file}"
     );
-    assert!(selects(
-        &monitor.spec.selector.match_labels,
-        &service.metadata.labels.clone().unwrap_or_default()
-    ));
-    assert_eq!(monitor.metadata.namespace, service.metadata.namespace);
-    let [endpoint] = monitor.spec.endpoints.as_slice() else { panic!("one endpoint") };
-    assert_eq!((Some(endpoint.port.as_str()), endpoint.path.as_str()), (port.name.as_deref(), "/metrics"));
-    assert!(!endpoint.interval.is_empty());
+    assert!(monitor_selects(monitor, service), "{file}: selects no such Service");
+    assert_eq!(monitor.metadata.namespace, service.metadata.namespace, "{file}");
+    let [endpoint] = monitor.spec.endpoints.as_slice() else { panic!("{file}: one endpoint") };
+    assert_eq!(
+        (Some(endpoint.port.as_str()), endpoint.path.as_str()),
+        (port.name.as_deref(), "/metrics"),
+        "{file}"
+    );
+    assert!(!endpoint.interval.is_empty(), "{file}");
+    endpoint
 }
 
 /// `wasmpod autoscale`'s Deployment and the Service and ServiceMonitor that scrape its own
@@ -743,22 +763,11 @@ fn autoscaler_deployment_service_and_monitor_fit_together() {
     let monitor_file = "k8s/autoscaler-servicemonitor.yaml";
     assert_kinds(monitor_file, &["ServiceMonitor"]);
     let monitor: ServiceMonitor = object(monitor_file, "ServiceMonitor");
-    assert_eq!(
-        (monitor.api_version.as_str(), monitor.kind.as_str()),
-        ("monitoring.coreos.com/v1", "ServiceMonitor")
-    );
-    let monitor_selects = |monitor: &ServiceMonitor, service: &Service| {
-        selects(&monitor.spec.selector.match_labels, &service.metadata.labels.clone().unwrap_or_default())
-    };
-    assert!(monitor_selects(&monitor, &service), "{monitor_file}: selects no Service of {relative}");
+    let endpoint = scraped_endpoint(monitor_file, &monitor, &service, port);
     let superpods_service: Service = object("k8s/superpod.yaml", "Service");
     assert!(!monitor_selects(&monitor, &superpods_service), "{monitor_file}: selects the superpods");
     let pods_monitor: ServiceMonitor = object("k8s/servicemonitor.yaml", "ServiceMonitor");
     assert!(!monitor_selects(&pods_monitor, &service), "servicemonitor.yaml: selects the controller");
-    assert_eq!(monitor.metadata.namespace, service.metadata.namespace);
-    let [endpoint] = monitor.spec.endpoints.as_slice() else { panic!("one endpoint") };
-    assert_eq!((Some(endpoint.port.as_str()), endpoint.path.as_str()), (port.name.as_deref(), "/metrics"));
-    assert!(!endpoint.interval.is_empty());
     assert_eq!(endpoint.honor_labels, Some(true), "{monitor_file}: the controller's namespace label");
 }
 
